@@ -1,0 +1,92 @@
+"""The clinic booking service: ``create_app`` builds the Flask application; importing builds nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from booking_service.config import PROJECT_ROOT, load_settings
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the application from the environment, with ``config`` overriding any setting.
+
+    Raises ``ConfigError`` (naming the variable) for a malformed environment.
+    """
+    from dotenv import load_dotenv
+
+    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    settings = load_settings()
+    if config:
+        settings = settings.with_overrides(config)
+
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "booking_service" / "static"),
+        instance_path=settings.INSTANCE_DIR,
+    )
+    app.config.update(
+        SECRET_KEY=settings.SECRET_KEY,
+        RATELIMIT_STORAGE_URI=settings.RATELIMIT_STORAGE_URI,
+        RATELIMIT_ENABLED=settings.RATELIMIT_ENABLED,
+        RATELIMIT_HEADERS_ENABLED=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.PUBLIC_BASE_URL.startswith("https://"),
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(dict(settings.extra))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from booking_service.context import close_session
+    from booking_service.db import Database
+
+    app.extensions["settings"] = settings
+    app.extensions["database"] = Database(settings.DATABASE_URL)
+    app.teardown_appcontext(close_session)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_health(app)
+
+    from booking_service.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from booking_service.extensions import csrf, limiter
+
+    limiter.init_app(app)
+    csrf.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from booking_service.api.blueprint import register_api
+    from booking_service.web.blueprint import register_web
+    from booking_service.webhooks.blueprint import register_webhooks
+
+    register_api(app)
+    register_web(app)
+    register_webhooks(app)
+
+
+def _register_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        from booking_service.context import db_session
+
+        try:
+            db_session().execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            return jsonify(status="unavailable", error=type(exc).__name__), 503
+        return jsonify(status="ok")

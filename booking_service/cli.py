@@ -1,0 +1,127 @@
+"""Command-line interface: ``flask --app booking_service <command>`` (DESIGN.md, "Commands").
+
+Each command is one unit of work committed at the end; errors are printed plainly and exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+
+from booking_service.db import utcnow
+from booking_service.errors import DomainError
+
+
+def _database():
+    return current_app.extensions["database"]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group("db", help="Create or migrate the database schema (Alembic).")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the schema up to REVISION (default: head). Creates the SQLite file if needed."""
+    from booking_service import migrate
+
+    url = current_app.extensions["settings"].DATABASE_URL
+    migrate.upgrade(url, revision)
+    click.echo(f"Database at {_database().engine.url.render_as_string(hide_password=True)} is at {revision}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the schema down to REVISION (``base`` removes everything)."""
+    from booking_service import migrate
+
+    migrate.downgrade(current_app.extensions["settings"].DATABASE_URL, revision)
+    click.echo(f"Database downgraded to {revision}.")
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Same as ``db upgrade``: create or migrate the schema."""
+    from booking_service import migrate
+
+    migrate.upgrade(current_app.extensions["settings"].DATABASE_URL)
+    click.echo("Database ready.")
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the clinic already exists.")
+def seed_demo(if_empty: bool) -> None:
+    """Load the demo clinic and print the staff logins."""
+    from booking_service.demo import DemoExists, seed
+
+    settings = current_app.extensions["settings"]
+    try:
+        with _database().unit_of_work() as session:
+            result = seed(session, secret_key=settings.SECRET_KEY, now=utcnow())
+    except DemoExists:
+        if if_empty:
+            click.echo("The clinic already has data; demo not loaded.")
+            return
+        _fail("the clinic already has data; seed-demo only fills an empty database.")
+        return
+    click.echo(f"Demo clinic loaded: {result.summary}")
+    for email, role, password in result.logins:
+        click.echo(f"  {role:<12} {email}  password: {password}")
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "frontdesk", "practitioner"]), required=True)
+@click.option("--password", help="At least 10 characters; generated and printed when left out.")
+@click.option("--name", default="", help="Display name.")
+@click.option("--update", is_flag=True, help="Update the user when the email exists.")
+def create_user_command(email: str, role: str, password: str | None, name: str, update: bool) -> None:
+    """Create a staff user (exits 1 if the email exists, unless --update)."""
+    from booking_service.staff.operations import create_user
+
+    try:
+        with _database().unit_of_work() as session:
+            user, generated = create_user(session, email, role=role, password=password, name=name, update=update)
+            email = user.email
+    except DomainError as exc:
+        _fail(_describe(exc))
+        return
+    click.echo(f"{'Updated' if update else 'Created'} {role} {email}.")
+    if generated:
+        click.echo(f"Password: {generated}")
+
+
+@click.command("create-api-token")
+@click.argument("email")
+def create_api_token_command(email: str) -> None:
+    """Print a new Bearer token for a staff user, alone on the last line."""
+    from booking_service.staff.operations import create_api_token
+
+    try:
+        with _database().unit_of_work() as session:
+            token = create_api_token(session, email, now=utcnow())
+    except DomainError as exc:
+        _fail(_describe(exc))
+        return
+    click.echo(f"API token for {email.strip().lower()} (shown once; keep it secret):")
+    click.echo(token)
+
+
+def _describe(exc: DomainError) -> str:
+    details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+    return f"{exc.message} {details}".strip()
+
+
+def register_commands(app: Flask) -> None:
+    for command in (db_group, init_db, seed_demo, create_user_command, create_api_token_command):
+        app.cli.add_command(command)

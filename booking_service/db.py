@@ -1,0 +1,171 @@
+"""Database plumbing shared by the web app, the worker, the CLI, the benchmarks and the tests.
+
+- :class:`Base` gives every model one naming convention for constraints (Indico's habit), so
+  migrations and error handling can refer to constraints by stable names.
+- :class:`UTCDateTime` stores instants as UTC on both engines and refuses naive datetimes:
+  SQLite would otherwise drop the offset of ``DateTime(timezone=True)`` without a word.
+- :class:`Database` owns one engine and a session factory; nothing is built at import time.
+- :func:`write_transaction` starts a transaction that holds the write lock from its first
+  statement: ``BEGIN IMMEDIATE`` on SQLite, so a check-then-insert inside it cannot race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware in UTC. The one clock of the code base."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """An instant. Python side: aware ``datetime`` (any zone in, UTC out). Naive values raise.
+
+    Stored as naive UTC on SQLite (fixed-width text, so comparisons in SQL are correct) and as
+    ``timestamptz`` on PostgreSQL.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(DateTime(timezone=False))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling begins lazily and cannot BEGIN IMMEDIATE: take it over
+    # (SQLAlchemy's documented recipe), then choose the BEGIN per transaction.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("sqlite_immediate"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    """An engine for ``url`` configured for this application (SQLite pragmas, PG pooling)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=NullPool if ":memory:" not in url else None,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+
+
+class Database:
+    """One engine and its session factory. Created by ``create_app`` or by the worker."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, echo=echo, pool_size=pool_size)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.session_factory, "after_flush", _mark_wrote)
+        event.listen(self.session_factory, "after_transaction_end", _clear_wrote)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        return self.session_factory()
+
+    @contextlib.contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error: one unit of work."""
+        session = self.session_factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _mark_wrote(session: Session, _context) -> None:
+    session.info["wrote"] = True
+
+
+def _clear_wrote(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop("wrote", None)
+
+
+def write_transaction(session: Session) -> None:
+    """Begin ``session``'s transaction holding the database write lock from the first statement.
+
+    SQLite: ``BEGIN IMMEDIATE`` (concurrent writers wait, up to the busy timeout). PostgreSQL:
+    an ordinary transaction; races there are settled by constraints and row locks. Must be called
+    before the session has run any statement in the current transaction.
+    """
+    if session.in_transaction():
+        if session.get_bind().dialect.name != "sqlite" or session.info.get("wrote"):
+            return  # PostgreSQL needs nothing; a SQLite transaction that wrote holds the lock
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("write_transaction() must come before any change in the session")
+        # Only reads ran in a deferred transaction: restart it as IMMEDIATE.
+        session.rollback()
+    session.connection(execution_options={"sqlite_immediate": True})
+
+
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"

@@ -1,0 +1,17 @@
+"""Every model, imported in one place so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from booking_service.clinic.models import (  # noqa: F401
+    ClinicSettings,
+    Closure,
+    Location,
+    Practitioner,
+    Service,
+    TimeOff,
+    WorkingHours,
+)
+from booking_service.db import Base  # noqa: F401
+from booking_service.messaging.models import InboundMessage, OutboxMessage  # noqa: F401
+from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut  # noqa: F401
+from booking_service.scheduling.models import Appointment  # noqa: F401
+from booking_service.staff.models import ApiToken, User  # noqa: F401
+from booking_service.waitlist.models import WaitlistEntry  # noqa: F401

@@ -1,0 +1,178 @@
+"""Patients: normalising contact details, matching returning patients, consent and opt-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from booking_service.errors import ValidationFailed
+from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
+
+LANGUAGES = ("en", "fr")
+# Bump when the consent wording on the pages changes: each consent records the version it saw.
+CONSENT_WORDING_VERSION = "2026-11-v1"
+
+
+def normalise_phone(raw: str, country: str) -> str:
+    """E.164 for ``raw`` (E.164 or the clinic country's national format).
+
+    Raises ValidationFailed (field ``phone``) when it is not a valid number.
+    """
+    try:
+        number = phonenumbers.parse(raw, country)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValidationFailed(
+            "That phone number does not look right.",
+            fields={"phone": "Enter a mobile number such as 416 555 0123 or +1 416 555 0123."},
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    """The address, lower-cased, checked by syntax only (no DNS). Raises ValidationFailed."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ValidationFailed(
+            "That email address does not look right.",
+            fields={"email": "Enter an email address such as name@example.com."},
+        ) from None
+    return result.normalized.lower()
+
+
+@dataclass(frozen=True)
+class PatientDetails:
+    first_name: str
+    last_name: str
+    email: str | None = None
+    phone: str | None = None
+    language: str | None = None
+    sms_consent: bool = False
+    email_consent: bool = False
+    exercise_sms_consent: bool = False
+
+
+def clean_details(details: PatientDetails, *, country: str, default_language: str) -> PatientDetails:
+    """Checked and normalised details; raises ValidationFailed naming every bad field at once."""
+    fields: dict[str, str] = {}
+    first, last = details.first_name.strip(), details.last_name.strip()
+    if not first:
+        fields["first_name"] = "Enter a first name."
+    if not last:
+        fields["last_name"] = "Enter a last name."
+    email = phone = None
+    if details.email and details.email.strip():
+        try:
+            email = normalise_email(details.email)
+        except ValidationFailed as exc:
+            fields.update(exc.fields)
+    if details.phone and details.phone.strip():
+        try:
+            phone = normalise_phone(details.phone, country)
+        except ValidationFailed as exc:
+            fields.update(exc.fields)
+    if not details.email and not details.phone:
+        fields["email"] = "Give an email address or a mobile number so we can confirm your booking."
+    language = details.language or default_language
+    if language not in LANGUAGES:
+        fields["language"] = "Choose en or fr."
+    if fields:
+        raise ValidationFailed("Some details need fixing.", fields=fields)
+    return PatientDetails(
+        first_name=first,
+        last_name=last,
+        email=email,
+        phone=phone,
+        language=language,
+        sms_consent=details.sms_consent and phone is not None,
+        email_consent=details.email_consent and email is not None,
+        exercise_sms_consent=details.exercise_sms_consent and phone is not None,
+    )
+
+
+def find_or_create_patient(
+    session: Session, details: PatientDetails, *, source: str, now: datetime
+) -> Patient:
+    """The returning patient with these (clean) details, or a new one.
+
+    A patient matches on the same normalised email, or else the same phone, together with the
+    same first name (families often share one phone or one address). Contact details and consents
+    given now update the record; each consent change is written to the consent ledger.
+    """
+    patient = None
+    lowered_first = details.first_name.lower()
+    for column, value in ((Patient.email, details.email), (Patient.phone, details.phone)):
+        if value is None:
+            continue
+        patient = session.scalars(
+            select(Patient)
+            .where(column == value, func.lower(Patient.first_name) == lowered_first)
+            .order_by(Patient.id)
+            .limit(1)
+        ).first()
+        if patient is not None:
+            break
+    if patient is None:
+        patient = Patient(first_name=details.first_name, last_name=details.last_name, created_at=now)
+        session.add(patient)
+    patient.last_name = details.last_name
+    if details.email:
+        patient.email = details.email
+    if details.phone and details.phone != patient.phone:
+        patient.phone = details.phone
+        patient.phone_invalid_at = None
+    patient.language = details.language or patient.language or "en"
+    session.flush()
+    for channel, wanted in (
+        ("sms", details.sms_consent),
+        ("email", details.email_consent),
+        ("exercise_sms", details.exercise_sms_consent),
+    ):
+        set_consent(session, patient, channel, wanted, source=source, now=now, only_grant=True)
+    return patient
+
+
+def set_consent(
+    session: Session,
+    patient: Patient,
+    channel: str,
+    granted: bool,
+    *,
+    source: str,
+    now: datetime,
+    only_grant: bool = False,
+    detail: str = "",
+) -> None:
+    """Record a consent change in the ledger and on the patient, if it changes anything.
+
+    ``only_grant``: an unticked box at a later booking does not withdraw an earlier consent.
+    """
+    attribute = f"{channel}_consent"
+    current = getattr(patient, attribute)
+    if current == granted or (only_grant and not granted):
+        return
+    setattr(patient, attribute, granted)
+    session.add(
+        ConsentEvent(
+            patient_id=patient.id,
+            phone=patient.phone if channel != "email" else None,
+            channel=channel,
+            granted=granted,
+            source=source,
+            wording_version=CONSENT_WORDING_VERSION,
+            detail=detail,
+            created_at=now,
+        )
+    )
+
+
+def is_opted_out(session: Session, phone: str | None) -> bool:
+    """True when this number replied STOP (and not START since). A new booking never overrides."""
+    return phone is not None and session.get(SmsOptOut, phone) is not None

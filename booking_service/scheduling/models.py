@@ -1,0 +1,75 @@
+"""Appointments. Overlaps are refused by the database itself (see migrations/versions/0001)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking_service.clinic.models import Location, Practitioner, Service
+from booking_service.db import Base, UTCDateTime, utcnow
+from booking_service.patients.models import Patient
+
+STATUSES = ("booked", "confirmed", "checked_in", "completed", "no_show", "cancelled")
+ACTIVE_STATUSES = ("booked", "confirmed", "checked_in")
+FINAL_STATUSES = ("completed", "no_show", "cancelled")
+SOURCES = ("online", "api", "staff")
+RED_FLAGS = ("bladder_bowel", "saddle_numbness", "leg_weakness", "systemic")
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"), index=True)
+    practitioner_id: Mapped[int] = mapped_column(ForeignKey("practitioners.id", ondelete="RESTRICT"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="RESTRICT"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # end_at plus the service's buffer: what the practitioner's calendar is blocked until.
+    busy_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    source: Mapped[str] = mapped_column(String(16), default="online")
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    no_show_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))  # patient, staff
+    late_cancellation: Mapped[bool] = mapped_column(Boolean, default=False)
+    triage: Mapped[str] = mapped_column(String(16), default="none")
+    intake_reason: Mapped[str | None] = mapped_column(Text)  # staff-only; never in a message
+    red_flags: Mapped[dict | None] = mapped_column(JSON)  # staff-only; never in a message
+    staff_notes: Mapped[str | None] = mapped_column(Text)
+    # The manage link's token is HMAC(SECRET_KEY, manage_nonce): the worker can rebuild the link
+    # for a reminder, while a copy of the database alone cannot. Only its hash is looked up.
+    manage_nonce: Mapped[str] = mapped_column(String(32))
+    manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    ics_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    patient: Mapped[Patient] = relationship(lazy="joined")
+    practitioner: Mapped[Practitioner] = relationship(lazy="joined")
+    location: Mapped[Location] = relationship(lazy="joined")
+    service: Mapped[Service] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ends_after_start"),
+        CheckConstraint("busy_until >= end_at", name="busy_covers_visit"),
+        CheckConstraint(
+            "status IN ('booked', 'confirmed', 'checked_in', 'completed', 'no_show', 'cancelled')",
+            name="status",
+        ),
+        CheckConstraint("triage IN ('none', 'urgent')", name="triage"),
+        Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
+        Index("ix_appointments_location_start", "location_id", "start_at"),
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES

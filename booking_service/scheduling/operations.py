@@ -1,0 +1,468 @@
+"""Booking operations shared by the API, the pages, the staff console, the CLI and the tests.
+
+Each operation takes plain values and a session, does one unit of work *without committing*
+(the caller commits at the edge), and writes the outbox rows for the messages the change calls
+for in the same transaction (``booking_service.messaging.planning``). Callers start the unit of
+work with :func:`booking_service.db.write_transaction` semantics handled here.
+
+Double booking is impossible because the database refuses it (an exclusion constraint on
+PostgreSQL, a trigger under ``BEGIN IMMEDIATE`` on SQLite); the Python re-check before the insert
+exists to give friendly errors (taken vs. not a slot) and alternatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
+from booking_service.clinic.queries import bookable, get_clinic
+from booking_service.db import is_sqlite, write_transaction
+from booking_service.errors import (
+    InvalidTransition,
+    LateCancellationBlocked,
+    NotFound,
+    PatientBusy,
+    SlotTaken,
+    SlotUnavailable,
+    ValidationFailed,
+)
+from booking_service.messaging import planning
+from booking_service.patients.operations import PatientDetails, clean_details, find_or_create_patient
+from booking_service.scheduling import availability, slots, tokens
+from booking_service.scheduling.models import ACTIVE_STATUSES, RED_FLAGS, Appointment
+
+# Allowed status changes. Completed, no-show and cancelled are final, except that a no-show can
+# be undone by checking the patient in (they arrived late).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "booked": frozenset({"confirmed", "checked_in", "completed", "no_show", "cancelled"}),
+    "confirmed": frozenset({"checked_in", "completed", "no_show", "cancelled"}),
+    "checked_in": frozenset({"completed"}),
+    "no_show": frozenset({"checked_in"}),
+    "completed": frozenset(),
+    "cancelled": frozenset(),
+}
+# Check-in opens this long before the start; no-show and completed only once it has started.
+CHECK_IN_OPENS = timedelta(hours=2)
+# A manage link keeps showing the booking for this long after the visit (then: unknown link).
+TOKEN_LIFETIME_AFTER_END = timedelta(days=30)
+ALTERNATIVES = 5
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    service_id: int
+    location_id: int
+    start: datetime
+    patient: PatientDetails
+    practitioner_id: int | None = None  # None: the first available practitioner
+    source: str = "online"  # online, api, staff
+    intake_reason: str | None = None
+    red_flags: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Booked:
+    appointment: Appointment
+    manage_token: str
+
+
+def _alternatives(
+    session: Session,
+    *,
+    clinic: ClinicSettings,
+    service: Service,
+    location: Location,
+    practitioners: list[Practitioner],
+    around: datetime,
+    now: datetime,
+    ignore_appointment_id: int | None = None,
+) -> list[availability.Slot]:
+    day = slots.local_date(around, location)
+    found = slots.find_slots(
+        session,
+        clinic=clinic,
+        service=service,
+        location=location,
+        practitioners=practitioners,
+        first_day=day - timedelta(days=3),
+        last_day=day + timedelta(days=7),
+        now=now,
+        ignore_appointment_id=ignore_appointment_id,
+    )
+    return slots.nearest_slots(found, around, ALTERNATIVES)
+
+
+def _check_start(
+    session: Session,
+    *,
+    clinic: ClinicSettings,
+    service: Service,
+    location: Location,
+    candidates: list[Practitioner],
+    start: datetime,
+    now: datetime,
+    ignore_appointment_id: int | None = None,
+) -> Practitioner:
+    """The practitioner (of ``candidates``) free at ``start``, the least busy that day first.
+
+    Raises SlotTaken when ``start`` is on the grid of someone's hours but nobody is free then,
+    SlotUnavailable when it is not a slot at all. Both carry nearby alternatives.
+    """
+    if start.tzinfo is None:
+        raise ValidationFailed("The start time needs a UTC offset.", fields={"start": "Use ISO 8601 with an offset."})
+    day = slots.local_date(start, location)
+    calendars = slots.load_calendars(
+        session,
+        location=location,
+        practitioners=candidates,
+        first_day=day,
+        last_day=day,
+        ignore_appointment_id=ignore_appointment_id,
+    )
+    options = slots.engine_options(clinic, service, now)
+    free = [c for c in calendars if availability.is_free(c, start, **options)]
+    if free:
+        chosen = min(free, key=lambda c: (len(c.busy), c.practitioner_id))
+        return next(p for p in candidates if p.id == chosen.practitioner_id)
+    on_grid = any(
+        availability.is_free(
+            availability.PractitionerCalendar(
+                practitioner_id=c.practitioner_id, tz=c.tz, hours=c.hours, closed_days=c.closed_days
+            ),
+            start,
+            **options,
+        )
+        for c in calendars
+    )
+    alternatives = _alternatives(
+        session,
+        clinic=clinic,
+        service=service,
+        location=location,
+        practitioners=candidates,
+        around=start,
+        now=now,
+        ignore_appointment_id=ignore_appointment_id,
+    )
+    if on_grid:
+        raise SlotTaken("That time was just taken. Please choose another time.", alternatives=alternatives)
+    raise SlotUnavailable(
+        "That time is not available for booking. Please choose one of the free times.",
+        fields={"start": "Choose a start time from /api/v1/availability."},
+        alternatives=alternatives,
+    )
+
+
+def _is_overlap_error(exc: IntegrityError) -> str | None:
+    """'practitioner' or 'patient' when ``exc`` is the database refusing an overlap."""
+    text = str(exc.orig)
+    if "xc_appointments_patient_overlap" in text or "patient_overlap" in text:
+        return "patient"
+    if "xc_appointments_practitioner_overlap" in text or "practitioner_overlap" in text:
+        return "practitioner"
+    return None
+
+
+def _patient_busy(session: Session, patient_id: int, start: datetime, end: datetime, ignore: int | None) -> bool:
+    query = select(Appointment.id).where(
+        Appointment.patient_id == patient_id,
+        Appointment.status != "cancelled",
+        Appointment.start_at < end,
+        Appointment.end_at > start,
+    )
+    if ignore is not None:
+        query = query.where(Appointment.id != ignore)
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def book(session: Session, request: BookingRequest, *, secret_key: str, now: datetime) -> Booked:
+    """Book ``request.start`` for the patient, with its confirmation and reminders planned.
+
+    Raises ValidationFailed (bad details), NotFound (unknown service or location),
+    SlotUnavailable (not a slot), SlotTaken (a slot, but just taken; also when the database
+    refuses the insert because a concurrent booking won), PatientBusy (the patient already has
+    a visit then). On any error nothing is written.
+    """
+    write_transaction(session)
+    clinic = get_clinic(session)
+    details = clean_details(request.patient, country=clinic.country, default_language=clinic.default_language)
+    unknown = set(request.red_flags) - set(RED_FLAGS)
+    if unknown:
+        raise ValidationFailed(
+            "Unknown red-flag question.", fields={"intake.red_flags": f"Unknown keys: {', '.join(sorted(unknown))}"}
+        )
+    service, location, candidates = bookable(
+        session,
+        service_id=request.service_id,
+        location_id=request.location_id,
+        practitioner_id=request.practitioner_id,
+        staff=request.source == "staff",
+    )
+    practitioner = _check_start(
+        session, clinic=clinic, service=service, location=location, candidates=candidates, start=request.start, now=now
+    )
+    start = request.start.astimezone(now.tzinfo)
+    end = start + timedelta(minutes=service.duration_minutes)
+    patient = find_or_create_patient(session, details, source=request.source, now=now)
+    if _patient_busy(session, patient.id, start, end, None):
+        session.rollback()
+        raise PatientBusy("You already have an appointment at that time.")
+    nonce = tokens.new_nonce()
+    token = tokens.manage_token(secret_key, nonce)
+    flags = {key: bool(request.red_flags.get(key, False)) for key in RED_FLAGS} if request.red_flags else None
+    appointment = Appointment(
+        patient=patient,
+        practitioner=practitioner,
+        location=location,
+        service=service,
+        start_at=start,
+        end_at=end,
+        busy_until=end + timedelta(minutes=service.buffer_minutes),
+        status="booked",
+        source=request.source,
+        language=details.language or clinic.default_language,
+        triage="urgent" if flags and any(flags.values()) else "none",
+        intake_reason=(request.intake_reason or "").strip() or None,
+        red_flags=flags,
+        manage_nonce=nonce,
+        manage_token_hash=tokens.token_hash(token),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(appointment)
+    _flush_or_raise_taken(
+        session, clinic=clinic, service=service, location=location, candidates=candidates, start=start, now=now
+    )
+    planning.booked(session, appointment, clinic=clinic, now=now, by_patient=request.source != "staff")
+    return Booked(appointment=appointment, manage_token=token)
+
+
+def _flush_or_raise_taken(session: Session, *, clinic, service, location, candidates, start, now, ignore=None) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        who = _is_overlap_error(exc)
+        session.rollback()
+        if who == "patient":
+            raise PatientBusy("You already have an appointment at that time.") from None
+        if who is None:
+            raise
+        alternatives = _alternatives(
+            session,
+            clinic=clinic,
+            service=service,
+            location=location,
+            practitioners=candidates,
+            around=start,
+            now=now,
+            ignore_appointment_id=ignore,
+        )
+        raise SlotTaken("That time was just taken. Please choose another time.", alternatives=alternatives) from None
+
+
+def find_by_token(session: Session, token: str, *, now: datetime) -> Appointment:
+    """The appointment of a manage token. Raises NotFound for an unknown or expired token.
+
+    A token expires when its appointment was cancelled or ended more than 30 days ago; the
+    two cases are not told apart.
+    """
+    if not token or len(token) > 64:
+        raise NotFound("This link is not valid. Please contact the clinic.")
+    appointment = session.scalars(
+        select(Appointment).where(Appointment.manage_token_hash == tokens.token_hash(token))
+    ).first()
+    if appointment is None:
+        raise NotFound("This link is not valid. Please contact the clinic.")
+    ended = appointment.cancelled_at if appointment.status == "cancelled" else appointment.end_at
+    if ended is not None and now > ended + TOKEN_LIFETIME_AFTER_END:
+        raise NotFound("This link is not valid. Please contact the clinic.")
+    return appointment
+
+
+def manage_token_for(appointment: Appointment, secret_key: str) -> str:
+    return tokens.manage_token(secret_key, appointment.manage_nonce)
+
+
+def _lock(session: Session, appointment_id: int) -> Appointment:
+    """The appointment, locked for update (PostgreSQL) inside a write transaction."""
+    write_transaction(session)
+    query = select(Appointment).where(Appointment.id == appointment_id)
+    if not is_sqlite(session):
+        query = query.with_for_update(of=Appointment)
+    appointment = session.scalars(query.execution_options(populate_existing=True)).first()
+    if appointment is None:
+        raise NotFound("There is no such appointment.")
+    return appointment
+
+
+def _require_changeable(appointment: Appointment, now: datetime) -> None:
+    if appointment.status not in ("booked", "confirmed"):
+        raise InvalidTransition(
+            f"This appointment is {appointment.status.replace('_', ' ')} and can no longer be changed."
+        )
+    if appointment.start_at <= now:
+        raise InvalidTransition("This appointment has already started and can no longer be changed.")
+
+
+def inside_cancellation_window(clinic: ClinicSettings, appointment: Appointment, now: datetime) -> bool:
+    return appointment.start_at - now < timedelta(hours=clinic.cancellation_window_hours)
+
+
+def reschedule(
+    session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool
+) -> Appointment:
+    """Move an appointment to ``new_start`` with the same service, location and practitioner
+    (or, when ``by_patient`` is False and staff choose so, keep the practitioner anyway).
+
+    The manage link keeps working; pending reminders are superseded and re-planned, and the
+    calendar invitation's SEQUENCE rises. Raises InvalidTransition (cancelled, finished or
+    started), LateCancellationBlocked (inside the window under the "block" policy, patients
+    only), SlotUnavailable or SlotTaken.
+    """
+    appointment = _lock(session, appointment_id)
+    clinic = get_clinic(session)
+    _require_changeable(appointment, now)
+    if by_patient and clinic.late_cancellation_policy == "block" and inside_cancellation_window(
+        clinic, appointment, now
+    ):
+        raise LateCancellationBlocked(
+            f"Changes within {clinic.cancellation_window_hours} hours of the visit are made by phone: "
+            f"please call {clinic.phone}.",
+            phone=clinic.phone,
+        )
+    candidates = [appointment.practitioner]
+    _check_start(
+        session,
+        clinic=clinic,
+        service=appointment.service,
+        location=appointment.location,
+        candidates=candidates,
+        start=new_start,
+        now=now,
+        ignore_appointment_id=appointment.id,
+    )
+    if _patient_busy(session, appointment.patient_id, new_start, new_start + (appointment.end_at - appointment.start_at), appointment.id):
+        raise PatientBusy("You already have another appointment at that time.")
+    old_start = appointment.start_at
+    duration = appointment.end_at - appointment.start_at
+    buffer = appointment.busy_until - appointment.end_at
+    appointment.start_at = new_start.astimezone(now.tzinfo)
+    appointment.end_at = appointment.start_at + duration
+    appointment.busy_until = appointment.end_at + buffer
+    appointment.status = "booked"
+    appointment.confirmed_at = None
+    appointment.ics_sequence += 1
+    appointment.updated_at = now
+    _flush_or_raise_taken(
+        session,
+        clinic=clinic,
+        service=appointment.service,
+        location=appointment.location,
+        candidates=candidates,
+        start=new_start,
+        now=now,
+        ignore=appointment_id,
+    )
+    planning.rescheduled(session, appointment, clinic=clinic, now=now, by_patient=by_patient, old_start=old_start)
+    return appointment
+
+
+def cancel(
+    session: Session, appointment_id: int, *, now: datetime, by_patient: bool, reason: str | None = None
+) -> Appointment:
+    """Cancel: frees the time, stops every pending message and plans the cancellation notice.
+
+    Inside the clinic's cancellation window a patient's cancellation is refused with
+    LateCancellationBlocked under the "block" policy, or recorded as late under "record".
+    Raises InvalidTransition when already cancelled, finished or started.
+    """
+    appointment = _lock(session, appointment_id)
+    clinic = get_clinic(session)
+    _require_changeable(appointment, now)
+    late = inside_cancellation_window(clinic, appointment, now)
+    if by_patient and late and clinic.late_cancellation_policy == "block":
+        raise LateCancellationBlocked(
+            f"Cancellations within {clinic.cancellation_window_hours} hours of the visit are made by phone: "
+            f"please call {clinic.phone}.",
+            phone=clinic.phone,
+        )
+    appointment.status = "cancelled"
+    appointment.cancelled_at = now
+    appointment.cancelled_by = "patient" if by_patient else "staff"
+    appointment.cancel_reason = (reason or "").strip()[:500] or None
+    appointment.late_cancellation = late
+    appointment.updated_at = now
+    session.flush()
+    planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
+    return appointment
+
+
+def set_status(session: Session, appointment_id: int, status: str, *, now: datetime) -> Appointment:
+    """Staff (or a patient's C reply) move an appointment along its lifecycle.
+
+    ``cancelled`` is :func:`cancel` by staff. Raises InvalidTransition for a change the current
+    status does not allow (see TRANSITIONS) or that is too early (checking in more than two hours
+    ahead, marking completed or no-show before the start).
+    """
+    if status not in TRANSITIONS:
+        raise ValidationFailed(
+            "Unknown status.", fields={"status": "Use confirmed, checked_in, completed, no_show or cancelled."}
+        )
+    if status == "cancelled":
+        return cancel(session, appointment_id, now=now, by_patient=False)
+    appointment = _lock(session, appointment_id)
+    old = appointment.status
+    if status == old:
+        return appointment
+    if status not in TRANSITIONS[old]:
+        raise InvalidTransition(f"An appointment that is {old.replace('_', ' ')} cannot become {status.replace('_', ' ')}.")
+    if status == "checked_in" and now < appointment.start_at - CHECK_IN_OPENS:
+        raise InvalidTransition("Check-in opens two hours before the appointment.")
+    if status in ("completed", "no_show") and now < appointment.start_at:
+        raise InvalidTransition(f"An appointment can be marked {status.replace('_', ' ')} once it has started.")
+    appointment.status = status
+    stamp = {"confirmed": "confirmed_at", "checked_in": "checked_in_at", "completed": "completed_at", "no_show": "no_show_at"}
+    setattr(appointment, stamp[status], now)
+    appointment.updated_at = now
+    session.flush()
+    clinic = get_clinic(session)
+    planning.status_changed(session, appointment, clinic=clinic, now=now, old_status=old)
+    return appointment
+
+
+def next_appointment_for_phone(session: Session, phone: str, *, now: datetime) -> Appointment | None:
+    """The soonest upcoming active appointment of any patient with this phone (for SMS replies)."""
+    from booking_service.patients.models import Patient
+
+    return session.scalars(
+        select(Appointment)
+        .join(Patient, Appointment.patient_id == Patient.id)
+        .where(Patient.phone == phone, Appointment.status.in_(ACTIVE_STATUSES), Appointment.start_at > now)
+        .order_by(Appointment.start_at)
+        .limit(1)
+    ).first()
+
+
+def appointments_on(
+    session: Session,
+    day: date,
+    *,
+    location_id: int | None = None,
+    practitioner_id: int | None = None,
+    tz_name: str,
+) -> list[Appointment]:
+    """Appointments starting on the local ``day`` (in ``tz_name``), in time order."""
+    from zoneinfo import ZoneInfo
+
+    bounds = availability.local_day_bounds(day, ZoneInfo(tz_name))
+    query = select(Appointment).where(Appointment.start_at >= bounds.start, Appointment.start_at < bounds.end)
+    if location_id is not None:
+        query = query.where(Appointment.location_id == location_id)
+    if practitioner_id is not None:
+        query = query.where(Appointment.practitioner_id == practitioner_id)
+    return list(session.scalars(query.order_by(Appointment.start_at, Appointment.practitioner_id)))

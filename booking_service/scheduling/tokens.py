@@ -1,0 +1,34 @@
+"""Manage-link tokens.
+
+A token is ``base64url(HMAC-SHA256(SECRET_KEY, nonce))`` cut to 24 characters (144 bits). The
+nonce (128 random bits) and the token's SHA-256 are stored; the token itself is not. So the worker
+can rebuild the link for a reminder days later, while a leaked copy of the database alone cannot
+act on any booking. Rotating SECRET_KEY invalidates every manage link.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+TOKEN_LENGTH = 24
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def manage_token(secret_key: str, nonce: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"manage:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:TOKEN_LENGTH]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def manage_path(token: str) -> str:
+    """The patient's manage page; short, because it goes in a one-segment SMS."""
+    return f"/m/{token}"
