@@ -9,6 +9,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from booking_service.db import utcnow
 from booking_service.errors import DomainError
@@ -23,9 +24,7 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-@click.group("db", help="Create or migrate the database schema (Alembic).")
-def db_group() -> None:
-    pass
+db_group = AppGroup("db", help="Create or migrate the database schema (Alembic).")
 
 
 @db_group.command("upgrade")
@@ -50,6 +49,7 @@ def db_downgrade(revision: str) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Same as ``db upgrade``: create or migrate the schema."""
     from booking_service import migrate
@@ -59,6 +59,7 @@ def init_db() -> None:
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--if-empty", is_flag=True, help="Do nothing when the clinic already exists.")
 def seed_demo(if_empty: bool) -> None:
     """Load the demo clinic and print the staff logins."""
@@ -80,6 +81,7 @@ def seed_demo(if_empty: bool) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "frontdesk", "practitioner"]), required=True)
 @click.option("--password", help="At least 10 characters; generated and printed when left out.")
@@ -102,6 +104,7 @@ def create_user_command(email: str, role: str, password: str | None, name: str, 
 
 
 @click.command("create-api-token")
+@with_appcontext
 @click.argument("email")
 def create_api_token_command(email: str) -> None:
     """Print a new Bearer token for a staff user, alone on the last line."""

@@ -346,7 +346,8 @@ def reschedule(
         now=now,
         ignore_appointment_id=appointment.id,
     )
-    if _patient_busy(session, appointment.patient_id, new_start, new_start + (appointment.end_at - appointment.start_at), appointment.id):
+    new_end = new_start + (appointment.end_at - appointment.start_at)
+    if _patient_busy(session, appointment.patient_id, new_start, new_end, appointment.id):
         raise PatientBusy("You already have another appointment at that time.")
     old_start = appointment.start_at
     duration = appointment.end_at - appointment.start_at
@@ -420,14 +421,15 @@ def set_status(session: Session, appointment_id: int, status: str, *, now: datet
     if status == old:
         return appointment
     if status not in TRANSITIONS[old]:
-        raise InvalidTransition(f"An appointment that is {old.replace('_', ' ')} cannot become {status.replace('_', ' ')}.")
+        raise InvalidTransition(
+            f"An appointment that is {old.replace('_', ' ')} cannot become {status.replace('_', ' ')}."
+        )
     if status == "checked_in" and now < appointment.start_at - CHECK_IN_OPENS:
         raise InvalidTransition("Check-in opens two hours before the appointment.")
     if status in ("completed", "no_show") and now < appointment.start_at:
         raise InvalidTransition(f"An appointment can be marked {status.replace('_', ' ')} once it has started.")
     appointment.status = status
-    stamp = {"confirmed": "confirmed_at", "checked_in": "checked_in_at", "completed": "completed_at", "no_show": "no_show_at"}
-    setattr(appointment, stamp[status], now)
+    setattr(appointment, f"{status}_at", now)
     appointment.updated_at = now
     session.flush()
     clinic = get_clinic(session)

@@ -1,0 +1,67 @@
+"""Configuration is read strictly: junk is an error naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from booking_service.config import ConfigError, load_settings
+
+
+def base_env(tmp_path, **extra):
+    return {"INSTANCE_DIR": str(tmp_path), **extra}
+
+
+def test_defaults_give_a_sqlite_file_under_instance_and_console_transports(tmp_path):
+    settings = load_settings(base_env(tmp_path))
+    assert settings.DATABASE_URL == f"sqlite:///{tmp_path / 'clinic.db'}"
+    assert settings.SMS_BACKEND == "console" and settings.EMAIL_BACKEND == "console"
+    assert settings.PUBLIC_BASE_URL == "http://127.0.0.1:5000"
+    assert settings.SCHEDULER_POLL_SECONDS == 5
+
+
+def test_development_secret_key_is_generated_once_and_kept(tmp_path):
+    first = load_settings(base_env(tmp_path)).SECRET_KEY
+    assert len(first) >= 64
+    assert load_settings(base_env(tmp_path)).SECRET_KEY == first
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings(base_env(tmp_path, APP_ENV="production"))
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("SMTP_PORT", "twenty-five"),
+        ("SMTP_PORT", "0"),
+        ("SMTP_STARTTLS", "maybe"),
+        ("SMS_BACKEND", "pigeon"),
+        ("EMAIL_BACKEND", "fax"),
+        ("SCHEDULER_POLL_SECONDS", "soon"),
+        ("PUBLIC_BASE_URL", "clinic.example"),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:8765/2010-04-01"),
+        ("DATABASE_URL", "mysql://localhost/clinic"),
+        ("APP_ENV", "staging"),
+    ],
+)
+def test_a_malformed_value_is_an_error_that_names_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(base_env(tmp_path, **{name: value}))
+
+
+def test_twilio_backend_needs_credentials_and_a_sender(tmp_path):
+    with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID"):
+        load_settings(base_env(tmp_path, SMS_BACKEND="twilio"))
+    with pytest.raises(ConfigError, match="TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"):
+        load_settings(base_env(tmp_path, SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC1", TWILIO_AUTH_TOKEN="t"))
+
+
+def test_plain_postgresql_urls_mean_psycopg_3(tmp_path):
+    settings = load_settings(base_env(tmp_path, DATABASE_URL="postgresql://u@db/clinic"))
+    assert settings.DATABASE_URL == "postgresql+psycopg://u@db/clinic"
+
+
+def test_starttls_accepts_true_and_false(tmp_path):
+    assert load_settings(base_env(tmp_path, SMTP_STARTTLS="true")).SMTP_STARTTLS is True
+    assert load_settings(base_env(tmp_path, SMTP_STARTTLS="false")).SMTP_STARTTLS is False
