@@ -37,9 +37,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.PUBLIC_BASE_URL.startswith("https://"),
-        JSON_SORT_KEYS=False,
     )
     app.config.update(dict(settings.extra))
+    app.json.sort_keys = False  # keep the contract's field order in JSON answers
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from booking_service.context import close_session

@@ -278,3 +278,28 @@ def test_booking_on_a_spring_forward_day_lands_on_local_wall_time(database, book
     with database.session() as s:
         start = s.get(Appointment, appointment_id).start_at
     assert start.hour == 13  # 09:00 EDT is 13:00 UTC (it was 14:00 UTC the week before)
+
+
+@pytest.mark.parametrize(
+    "details, field",
+    [
+        (alex(first_name="A" * 81), "first_name"),
+        (alex(last_name="Martin\x00"), "last_name"),
+        (alex(email="a" * 250 + "@example.com"), "email"),
+    ],
+)
+def test_overlong_or_control_character_details_are_refused_with_the_field(booked, details, field):
+    with pytest.raises(ValidationFailed) as invalid:
+        booked("10:00", patient=details)
+    assert field in invalid.value.fields
+
+
+@pytest.mark.parametrize("year", [1, 1999, 2999, 9999])
+def test_a_start_in_a_far_year_is_simply_not_a_slot(database, clinic, year):
+    with database.unit_of_work() as s, pytest.raises(SlotUnavailable):
+        book(
+            s,
+            BookingRequest(service_id=clinic.initial_id, location_id=clinic.location_id,
+                           start=local(f"{year:04d}-06-01", "10:00"), patient=alex()),
+            secret_key=SECRET, now=NOW,
+        )

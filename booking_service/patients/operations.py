@@ -16,6 +16,7 @@ from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 LANGUAGES = ("en", "fr")
 # Bump when the consent wording on the pages changes: each consent records the version it saw.
 CONSENT_WORDING_VERSION = "2026-11-v1"
+MAX_NAME_LENGTH = 80  # the column's size
 
 
 def normalise_phone(raw: str, country: str) -> str:
@@ -24,7 +25,7 @@ def normalise_phone(raw: str, country: str) -> str:
     Raises ValidationFailed (field ``phone``) when it is not a valid number.
     """
     try:
-        number = phonenumbers.parse(raw, country)
+        number = phonenumbers.parse(raw[:64], country)
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
@@ -39,6 +40,8 @@ def normalise_email(raw: str) -> str:
     """The address, lower-cased, checked by syntax only (no DNS). Raises ValidationFailed."""
     try:
         result = validate_email(raw.strip(), check_deliverability=False)
+        if len(result.normalized) > 254:
+            raise EmailNotValidError("too long")
     except EmailNotValidError:
         raise ValidationFailed(
             "That email address does not look right.",
@@ -63,10 +66,13 @@ def clean_details(details: PatientDetails, *, country: str, default_language: st
     """Checked and normalised details; raises ValidationFailed naming every bad field at once."""
     fields: dict[str, str] = {}
     first, last = details.first_name.strip(), details.last_name.strip()
-    if not first:
-        fields["first_name"] = "Enter a first name."
-    if not last:
-        fields["last_name"] = "Enter a last name."
+    for name, value, label in (("first_name", first, "a first name"), ("last_name", last, "a last name")):
+        if not value:
+            fields[name] = f"Enter {label}."
+        elif len(value) > MAX_NAME_LENGTH:
+            fields[name] = f"Use at most {MAX_NAME_LENGTH} characters."
+        elif any(ord(ch) < 32 for ch in value):
+            fields[name] = "Use letters, spaces, hyphens or apostrophes only."
     email = phone = None
     if details.email and details.email.strip():
         try:

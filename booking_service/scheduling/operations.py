@@ -63,6 +63,8 @@ class BookingRequest:
     source: str = "online"  # online, api, staff
     intake_reason: str | None = None
     red_flags: dict[str, bool] = field(default_factory=dict)
+    # Recorded on each consent the booking grants (CASL ledger); None: the same as ``source``.
+    consent_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,13 @@ def _check_start(
     """
     if start.tzinfo is None:
         raise ValidationFailed("The start time needs a UTC offset.", fields={"start": "Use ISO 8601 with an offset."})
+    if not now - timedelta(days=366) < start < now + timedelta(days=3660):
+        # Far outside any horizon: refuse before date arithmetic could overflow.
+        raise SlotUnavailable(
+            "That time is not available for booking. Please choose one of the free times.",
+            fields={"start": "Choose a start time from /api/v1/availability."},
+            alternatives=[],
+        )
     day = slots.local_date(start, location)
     calendars = slots.load_calendars(
         session,
@@ -208,7 +217,7 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
     )
     start = request.start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=service.duration_minutes)
-    patient = find_or_create_patient(session, details, source=request.source, now=now)
+    patient = find_or_create_patient(session, details, source=request.consent_source or request.source, now=now)
     if _patient_busy(session, patient.id, start, end, None):
         session.rollback()
         raise PatientBusy("You already have an appointment at that time.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from booking_service.patients.operations import normalise_email
 from booking_service.staff.models import ROLES, ApiToken, User
 
 MIN_PASSWORD_LENGTH = 10
+LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 def create_user(
@@ -86,5 +87,7 @@ def user_for_token(session: Session, token: str, *, now: datetime) -> User | Non
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _hash(token))).first()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    row.last_used_at = now
+    # Recorded at most every five minutes, so staff reads do not each take a write lock.
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
     return row.user

@@ -1,0 +1,488 @@
+"""Marshmallow schemas of the JSON API: the same classes validate requests (through webargs) and
+describe them in the OpenAPI document (through apispec), so the document cannot drift from what
+the server accepts.
+
+Request bodies reject unknown keys (marshmallow's default ``unknown=RAISE``): a misspelt
+``practitionerId`` is a 422 naming the key, not a booking with "anyone". Unknown query
+parameters are ignored (webargs' default), so cache-busters and tracking parameters do no harm.
+
+Every bound here exists so that bad input is a 4xx and never reaches the database as a 500:
+ids fit a 32-bit integer, strings fit their columns and carry no NUL or lone surrogate
+(PostgreSQL and the UTF-8 encoder refuse those), dates and instants stay within years
+2000-2999 (date arithmetic near ``date.min``/``date.max`` overflows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from booking_service.clinic.models import SERVICE_KINDS
+from booking_service.messaging.models import CHANNELS, KINDS
+from booking_service.messaging.models import STATUSES as MESSAGE_STATUSES
+from booking_service.scheduling.models import RED_FLAGS, STATUSES
+from booking_service.scheduling.slots import MAX_RANGE_DAYS
+
+MAX_ID = 2**31 - 1
+MIN_YEAR, MAX_YEAR = 2000, 2999
+STAFF_STATUSES = ("confirmed", "checked_in", "completed", "no_show", "cancelled")
+LANGUAGES = ("en", "fr")
+# Controls other than tab and newline, and lone surrogates (JSON can carry "\ud800").
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+_ID_MESSAGE = f"Use a whole number between 1 and {MAX_ID}."
+# The same bounds for the OpenAPI document (ECMA-262 regular expressions).
+TEXT_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f]*$"
+YEAR_PATTERN = r"^2[0-9]{3}-"
+
+
+# --- fields ----------------------------------------------------------------------------------
+
+
+class Text(fields.String):
+    """A string without control characters (tab and newline allowed) or lone surrogates."""
+
+    default_error_messages = {
+        "invalid": "Use a text value.",
+        "characters": "Remove control characters from this text.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": TEXT_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if _FORBIDDEN.search(result):
+            raise self.make_error("characters")
+        return result
+
+
+def Id(*, body: bool = True, **kwargs) -> fields.Integer:
+    """A database id. In a JSON body it must be a JSON integer; in a query string, digits."""
+    return fields.Integer(
+        strict=body,
+        validate=validate.Range(min=1, max=MAX_ID, error=_ID_MESSAGE),
+        error_messages={"invalid": _ID_MESSAGE, "too_large": _ID_MESSAGE},
+        **kwargs,
+    )
+
+
+class Instant(fields.AwareDateTime):
+    """An ISO 8601 date and time with a UTC offset, such as ``2026-11-24T09:00:00-05:00``."""
+
+    default_error_messages = {
+        "invalid": "Use an ISO 8601 date and time with an offset, such as 2026-11-24T09:00:00-05:00.",
+        "invalid_awareness": "Add the UTC offset, such as 2026-11-24T09:00:00-05:00.",
+        "range": f"Use a time between the years {MIN_YEAR} and {MAX_YEAR}.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": YEAR_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if not MIN_YEAR <= result.year <= MAX_YEAR:
+            raise self.make_error("range")
+        return result.astimezone(dt.UTC)
+
+
+class Day(fields.Date):
+    """A calendar date, ``YYYY-MM-DD``."""
+
+    default_error_messages = {
+        "invalid": "Use a date in the form YYYY-MM-DD.",
+        "range": f"Use a date between the years {MIN_YEAR} and {MAX_YEAR}.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": r"^2[0-9]{3}-[0-9]{2}-[0-9]{2}$", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise self.make_error("invalid")
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if not MIN_YEAR <= result.year <= MAX_YEAR:
+            raise self.make_error("range")
+        return result
+
+
+def _text(max_length: int, *, min_length: int = 0, **kwargs) -> Text:
+    error = "Use between {min} and {max} characters." if min_length else "Use at most {max} characters."
+    return Text(validate=validate.Length(min=min_length, max=max_length, error=error), **kwargs)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class SlotSchema(Schema):
+    start = fields.DateTime(required=True, metadata={"description": "In the location's time zone."})
+    end = fields.DateTime(required=True)
+    practitioner_id = fields.Integer(required=True)
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(
+        required=True,
+        metadata={
+            "description": "Stable machine-readable code: bad_request, malformed_json, "
+            "unsupported_content_type, unauthorized, not_found, method_not_allowed, "
+            "payload_too_large, slot_taken, patient_overlap, invalid_transition, "
+            "late_cancellation, conflict, invalid, slot_unavailable, rate_limited, internal_error."
+        },
+    )
+    message = fields.String(required=True, metadata={"description": "A sentence for people."})
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={
+            "description": "Field path (dotted, e.g. patient.phone) -> what to change. Empty when the "
+            "error is not about one field."
+        },
+    )
+    alternatives = fields.List(
+        fields.Nested(SlotSchema),
+        metadata={"description": "slot_taken and slot_unavailable: free starts near the one asked for."},
+    )
+    phone = fields.String(metadata={"description": "late_cancellation: the clinic's phone number."})
+
+
+class ErrorSchema(Schema):
+    """Every error of the API: ``{"error": {"code", "message", "fields"}}``."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+# --- catalogue -------------------------------------------------------------------------------
+
+
+class ServiceSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    name_fr = fields.String(allow_none=True)
+    kind = fields.String(required=True, validate=validate.OneOf(SERVICE_KINDS))
+    duration_minutes = fields.Integer(required=True)
+    description = fields.String()
+
+
+class ServiceListSchema(Schema):
+    services = fields.List(fields.Nested(ServiceSchema), required=True)
+
+
+class LocationSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    address = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    timezone = fields.String(required=True, metadata={"description": "IANA time zone, e.g. America/Toronto."})
+
+
+class LocationListSchema(Schema):
+    locations = fields.List(fields.Nested(LocationSchema), required=True)
+
+
+class PractitionerSchema(Schema):
+    id = fields.Integer(required=True)
+    display_name = fields.String(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    profession = fields.String(required=True)
+    bio = fields.String()
+    location_ids = fields.List(fields.Integer(), required=True)
+    service_ids = fields.List(fields.Integer(), required=True)
+
+
+class PractitionerListSchema(Schema):
+    practitioners = fields.List(fields.Nested(PractitionerSchema), required=True)
+
+
+class PractitionerQuerySchema(Schema):
+    location_id = Id(body=False, metadata={"description": "Only practitioners working at this location."})
+    service_id = Id(body=False, metadata={"description": "Only practitioners offering this service."})
+
+
+class AvailabilityQuerySchema(Schema):
+    service_id = Id(body=False, required=True)
+    location_id = Id(body=False, required=True)
+    practitioner_id = Id(body=False, metadata={"description": "Leave out for anyone."})
+    start = Day(required=True, metadata={"description": "First day, inclusive, in the location's time zone."})
+    end = Day(
+        required=True,
+        metadata={"description": f"Last day, inclusive; at most {MAX_RANGE_DAYS} days from start to end."},
+    )
+
+    @validates_schema
+    def _range(self, data, **_kwargs):
+        start, end = data.get("start"), data.get("end")
+        if start is None or end is None:
+            return
+        if end < start:
+            raise ValidationError("Use an end date on or after the start date.", field_name="end")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise ValidationError(
+                f"Ask for at most {MAX_RANGE_DAYS} days at a time (start and end both count).",
+                field_name="end",
+            )
+
+
+class AvailabilitySchema(Schema):
+    timezone = fields.String(required=True, metadata={"description": "The location's IANA time zone."})
+    slots = fields.List(fields.Nested(SlotSchema), required=True)
+
+
+# --- booking ---------------------------------------------------------------------------------
+
+
+class PatientInSchema(Schema):
+    first_name = _text(80, min_length=1, required=True)
+    last_name = _text(80, min_length=1, required=True)
+    email = _text(
+        254, allow_none=True, metadata={"description": "Checked by syntax only. Give an email, a phone or both."}
+    )
+    phone = _text(
+        32,
+        allow_none=True,
+        metadata={"description": "E.164 (+14165550123) or the clinic country's national format; stored as E.164."},
+    )
+    sms_consent = fields.Boolean(load_default=False)
+    email_consent = fields.Boolean(load_default=False)
+    language = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(LANGUAGES, error="Use en or fr."),
+        metadata={"description": "Language of every page and message for this patient; default: the clinic's."},
+    )
+
+
+class RedFlagsSchema(Schema):
+    bladder_bowel = fields.Boolean()
+    saddle_numbness = fields.Boolean()
+    leg_weakness = fields.Boolean()
+    systemic = fields.Boolean()
+
+
+assert set(RedFlagsSchema().fields) == set(RED_FLAGS)  # the schema follows the model's questions
+
+
+class IntakeSchema(Schema):
+    reason = _text(2000, allow_none=True, metadata={"description": "Seen by staff only; never in a message."})
+    red_flags = fields.Nested(
+        RedFlagsSchema, allow_none=True, metadata={"description": "Any true flag marks the booking urgent."}
+    )
+
+
+class BookingInSchema(Schema):
+    service_id = Id(required=True)
+    location_id = Id(required=True)
+    practitioner_id = Id(allow_none=True, load_default=None, metadata={"description": "Null or absent: anyone."})
+    start = Instant(required=True, metadata={"description": "A start from /api/v1/availability."})
+    patient = fields.Nested(PatientInSchema, required=True)
+    intake = fields.Nested(IntakeSchema, allow_none=True, load_default=None)
+
+
+class NamedRefSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+
+
+class PractitionerRefSchema(Schema):
+    id = fields.Integer(required=True)
+    display_name = fields.String(required=True)
+
+
+class LocationRefSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    address = fields.String(required=True)
+    timezone = fields.String(required=True)
+
+
+class BookingSchema(Schema):
+    """The answer to a booking: what the patient needs, plus the link to manage it."""
+
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    start = fields.DateTime(required=True, metadata={"description": "ISO 8601, in the location's time zone."})
+    end = fields.DateTime(required=True)
+    triage = fields.String(required=True, validate=validate.OneOf(("none", "urgent")))
+    manage_url = fields.String(required=True, metadata={"description": "The patient's link to reschedule or cancel."})
+    practitioner_id = fields.Integer(required=True)
+    service_id = fields.Integer(required=True)
+    location_id = fields.Integer(required=True)
+    language = fields.String(required=True)
+    service = fields.Nested(NamedRefSchema, required=True)
+    practitioner = fields.Nested(PractitionerRefSchema, required=True)
+    location = fields.Nested(LocationRefSchema, required=True)
+
+
+# --- manage link -----------------------------------------------------------------------------
+
+
+class CancellationPolicySchema(Schema):
+    window_hours = fields.Integer(required=True)
+    policy = fields.String(
+        required=True,
+        validate=validate.OneOf(("block", "record")),
+        metadata={"description": "block: inside the window, changes are made by phone; record: allowed, marked late."},
+    )
+    inside_window = fields.Boolean(required=True)
+    clinic_phone = fields.String(required=True)
+
+
+class ContactHintSchema(Schema):
+    email = fields.String(allow_none=True, metadata={"description": "Masked, e.g. a•••@example.com."})
+    phone = fields.String(allow_none=True, metadata={"description": "Masked, e.g. •••• 0142."})
+
+
+class ManagedAppointmentSchema(Schema):
+    """What a manage link shows: only what its holder needs (no contact details, no intake)."""
+
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    start = fields.DateTime(required=True)
+    end = fields.DateTime(required=True)
+    confirmed_at = fields.DateTime(allow_none=True)
+    language = fields.String(required=True)
+    service = fields.Nested(NamedRefSchema, required=True)
+    practitioner = fields.Nested(PractitionerRefSchema, required=True)
+    location = fields.Nested(LocationRefSchema, required=True)
+    can_cancel = fields.Boolean(required=True)
+    can_reschedule = fields.Boolean(required=True)
+    cancellation_policy = fields.Nested(CancellationPolicySchema, required=True)
+    contact = fields.Nested(ContactHintSchema, required=True)
+
+
+class CancelInSchema(Schema):
+    reason = _text(500, allow_none=True)
+
+
+class RescheduleInSchema(Schema):
+    start = Instant(required=True, metadata={"description": "A start from /api/v1/availability."})
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+
+class PatientRefSchema(Schema):
+    id = fields.Integer(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+
+
+class PatientSchema(Schema):
+    id = fields.Integer(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True, metadata={"description": "E.164."})
+    language = fields.String(required=True)
+    sms_consent = fields.Boolean(required=True)
+    email_consent = fields.Boolean(required=True)
+    sms_opted_out = fields.Boolean(required=True, metadata={"description": "The phone replied STOP."})
+
+
+class IntakeOutSchema(Schema):
+    reason = fields.String(allow_none=True)
+    red_flags = fields.Dict(keys=fields.String(), values=fields.Boolean(), allow_none=True)
+
+
+class StaffAppointmentSchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    start = fields.DateTime(required=True, metadata={"description": "In the location's time zone."})
+    end = fields.DateTime(required=True)
+    triage = fields.String(required=True, validate=validate.OneOf(("none", "urgent")))
+    source = fields.String(required=True)
+    language = fields.String(required=True)
+    practitioner_id = fields.Integer(required=True)
+    service_id = fields.Integer(required=True)
+    location_id = fields.Integer(required=True)
+    patient_id = fields.Integer(required=True)
+    service = fields.Nested(NamedRefSchema, required=True)
+    practitioner = fields.Nested(PractitionerRefSchema, required=True)
+    location = fields.Nested(LocationRefSchema, required=True)
+    patient = fields.Nested(PatientRefSchema, required=True)
+    confirmed_at = fields.DateTime(allow_none=True)
+    checked_in_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    no_show_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+    cancelled_by = fields.String(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    late_cancellation = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class StaffAppointmentDetailSchema(StaffAppointmentSchema):
+    """One appointment for staff: with the patient's contact details and the intake."""
+
+    patient = fields.Nested(PatientSchema, required=True)
+    intake = fields.Nested(IntakeOutSchema, required=True)
+
+
+class StaffAppointmentListSchema(Schema):
+    date = fields.Date(required=True)
+    timezone = fields.String(required=True, metadata={"description": "The zone the date was read in."})
+    appointments = fields.List(fields.Nested(StaffAppointmentSchema), required=True)
+
+
+class StaffAppointmentQuerySchema(Schema):
+    date = Day(
+        metadata={"description": "Local day (location's zone, or the clinic's without location_id); default today."}
+    )
+    location_id = Id(body=False)
+    practitioner_id = Id(body=False)
+
+
+class StatusInSchema(Schema):
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(STAFF_STATUSES, error=f"Use one of {', '.join(STAFF_STATUSES)}."),
+    )
+
+
+class MessageSchema(Schema):
+    id = fields.Integer(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    status = fields.String(required=True, validate=validate.OneOf(MESSAGE_STATUSES))
+    due_at = fields.DateTime(required=True)
+    sent_at = fields.DateTime(required=True, allow_none=True)
+    to = fields.String(required=True, allow_none=True)
+    provider_id = fields.String(required=True, allow_none=True)
+    error = fields.String(required=True, allow_none=True)
+
+
+class MessageListSchema(Schema):
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+
+
+class PatientQuerySchema(Schema):
+    q = _text(
+        100,
+        min_length=1,
+        required=True,
+        metadata={"description": "Part of a name, an email address, or a phone number (any format)."},
+    )
+    limit = fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1, max=100, error="Use a limit between 1 and 100."),
+        error_messages={"invalid": "Use a whole number between 1 and 100."},
+    )
+
+
+class PatientListSchema(Schema):
+    patients = fields.List(fields.Nested(PatientSchema), required=True)
+
+
+class PatientDetailSchema(PatientSchema):
+    appointments = fields.List(
+        fields.Nested(StaffAppointmentSchema), required=True, metadata={"description": "Newest first."}
+    )

@@ -1,0 +1,131 @@
+"""Staff endpoints (Bearer token): the day's appointments, one appointment with the patient's
+contact details and intake, status changes, the messages of an appointment, patients."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from booking_service.api import queries, serializers
+from booking_service.api.auth import staff_required
+from booking_service.api.blueprint import bp, documented_errors
+from booking_service.api.schemas import (
+    MAX_ID,
+    MessageListSchema,
+    PatientDetailSchema,
+    PatientListSchema,
+    PatientQuerySchema,
+    StaffAppointmentDetailSchema,
+    StaffAppointmentListSchema,
+    StaffAppointmentQuerySchema,
+    StatusInSchema,
+)
+from booking_service.clinic.models import Location
+from booking_service.clinic.queries import get_clinic
+from booking_service.context import db_session
+from booking_service.db import utcnow
+from booking_service.errors import NotFound
+from booking_service.scheduling.operations import appointments_on, set_status
+
+_ID = f"int(max={MAX_ID})"
+
+
+def _detail(appointment):
+    opted_out = queries.opted_out_phones(db_session(), [appointment.patient.phone])
+    return serializers.staff_appointment_detail(appointment, opted_out=appointment.patient.phone in opted_out)
+
+
+@bp.route("/appointments", methods=["GET"], tags=["Staff"])
+@staff_required(bp)
+@bp.arguments(StaffAppointmentQuerySchema, location="query")
+@bp.response(200, StaffAppointmentListSchema)
+@documented_errors(404)
+def staff_appointments(args):
+    """Appointments starting on one local day, every status, in time order
+
+    The day is read in the location's time zone (the clinic's without location_id); it
+    defaults to today there.
+    """
+    session = db_session()
+    zone_name = get_clinic(session).timezone
+    if args.get("location_id") is not None:
+        location = session.get(Location, args["location_id"])
+        if location is None:
+            raise NotFound(
+                "There is no such location.", fields={"location_id": "Choose a location from /api/v1/locations."}
+            )
+        zone_name = location.timezone
+    day = args.get("date") or utcnow().astimezone(ZoneInfo(zone_name)).date()
+    found = appointments_on(
+        session,
+        day,
+        location_id=args.get("location_id"),
+        practitioner_id=args.get("practitioner_id"),
+        tz_name=zone_name,
+    )
+    return {"date": day, "timezone": zone_name, "appointments": [serializers.staff_appointment(a) for a in found]}
+
+
+@bp.route(f"/appointments/<{_ID}:appointment_id>", methods=["GET"], tags=["Staff"])
+@staff_required(bp)
+@bp.response(200, StaffAppointmentDetailSchema)
+@documented_errors(404)
+def staff_appointment(appointment_id):
+    """One appointment, with the patient's contact details, the intake and the triage"""
+    return _detail(queries.get_appointment(db_session(), appointment_id))
+
+
+@bp.route(f"/appointments/<{_ID}:appointment_id>/status", methods=["POST"], tags=["Staff"])
+@staff_required(bp)
+@bp.arguments(StatusInSchema)
+@bp.response(200, StaffAppointmentDetailSchema)
+@documented_errors(400, 404, 409)
+def staff_set_status(args, appointment_id):
+    """Check in, complete, mark no-show, confirm or cancel
+
+    A change the current status does not allow is a 409 `invalid_transition`: check-in opens
+    two hours before the start; completed and no-show need the appointment to have started;
+    completed, no-show and cancelled are final (a no-show can still be checked in).
+    """
+    session = db_session()
+    appointment = set_status(session, appointment_id, args["status"], now=utcnow())
+    session.commit()
+    return _detail(appointment)
+
+
+@bp.route(f"/appointments/<{_ID}:appointment_id>/messages", methods=["GET"], tags=["Staff"])
+@staff_required(bp)
+@bp.response(200, MessageListSchema)
+@documented_errors(404)
+def staff_messages(appointment_id):
+    """Every message planned, sent, skipped or failed for the appointment, by due time"""
+    session = db_session()
+    appointment = queries.get_appointment(session, appointment_id)
+    zone = serializers.zone_of(appointment.location)
+    return {"messages": [serializers.message(m, zone) for m in queries.messages_of(session, appointment.id)]}
+
+
+@bp.route("/patients", methods=["GET"], tags=["Staff"])
+@staff_required(bp)
+@bp.arguments(PatientQuerySchema, location="query")
+@bp.response(200, PatientListSchema)
+def staff_patients(args):
+    """Search patients by part of a name, an email or a phone number (any format)"""
+    session = db_session()
+    found = queries.search_patients(session, args["q"], country=get_clinic(session).country, limit=args["limit"])
+    opted_out = queries.opted_out_phones(session, [p.phone for p in found])
+    return {"patients": [serializers.patient(p, opted_out=p.phone in opted_out) for p in found]}
+
+
+@bp.route(f"/patients/<{_ID}:patient_id>", methods=["GET"], tags=["Staff"])
+@staff_required(bp)
+@bp.response(200, PatientDetailSchema)
+@documented_errors(404)
+def staff_patient(patient_id):
+    """One patient with every appointment, newest first"""
+    session = db_session()
+    patient = queries.get_patient(session, patient_id)
+    opted_out = queries.opted_out_phones(session, [patient.phone])
+    return {
+        **serializers.patient(patient, opted_out=patient.phone in opted_out),
+        "appointments": [serializers.staff_appointment(a) for a in queries.appointments_of(session, patient.id)],
+    }
