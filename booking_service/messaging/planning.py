@@ -1,19 +1,383 @@
-"""Planning the outbox rows of a booking change (being written: see the messaging work)."""
+"""Planning the outbox rows of a booking change, inside the booking's own transaction.
+
+``scheduling.operations`` calls :func:`booked`, :func:`rescheduled`, :func:`cancelled` and
+:func:`status_changed` after its change is flushed and before the caller commits; nothing here
+commits, sends or renders. The worker sends due rows later and re-checks, at send time, that
+each is still wanted (appointment still active, phone not opted out, quiet hours, caps).
+
+Who gets what (the rules; docs/messaging.md explains them for clinic staff):
+
+* **Notices answer a booking change** (``confirmation`` when the patient booked,
+  ``reschedule``, ``cancellation``): due at once. By e-mail whenever the patient gave an
+  address: a notice confirms a transaction the patient is part of (CASL treats such messages as
+  transactional), so it does not need marketing consent. By SMS only with SMS consent, a
+  usable number, and no STOP from that number.
+* **Reminders** follow ``clinic.reminder_rules`` (see :mod:`.rules`) and need consent on their
+  channel (``sms_consent`` and no STOP; ``email_consent``). One is skipped when, at planning time,
+  it is already due, would arrive less than an hour before the start, or would follow a notice
+  sent now on the same channel by less than six hours.
+* A staff booking gets no confirmation (the patient is on the phone or at the desk), but
+  reminders as usual. A reschedule or cancellation is notified whoever made it: a patient whose
+  visit staff moved must hear of it.
+* **Follow-up** (``clinic.follow_up_prompt``): a completed visit with no later booking gets one
+  "book your next visit" message the next local day at 10:00, by SMS (with consent) or else
+  e-mail (with consent).
+
+Dedupe keys make every call idempotent. Appointment rows use
+``appt:{id}:{kind}:{channel}:{rule or -}:{start, UTC}:s{ics_sequence}``: the start and the
+sequence keep a reschedule's new rows (even back to an earlier time) apart from the superseded
+ones.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from booking_service.messaging import rules
+from booking_service.messaging.models import OutboxMessage
+from booking_service.patients.models import Patient
+from booking_service.patients.operations import is_opted_out
+from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
+
+logger = logging.getLogger("booking_service.messaging")
+
+# Rows about the appointment's time: superseded when it moves, stopped when it ends.
+TIMED_KINDS = ("confirmation", "reminder", "reschedule", "follow_up")
+# Everything planned for an appointment except answers to the patient's own texts.
+APPOINTMENT_KINDS = (*TIMED_KINDS, "cancellation", "waitlist_offer", "nudge")
+
+SUPERSEDED = "superseded by reschedule"
+
+
+# --------------------------------------------------------------------------- who may get what
+
+
+def sms_allowed(session: Session, patient: Patient, *, consent: bool = True) -> bool:
+    """Whether ``patient`` may be texted: a number not known to be invalid, no STOP from it,
+    and (``consent``) the patient's SMS consent."""
+    if not patient.phone or patient.phone_invalid_at is not None:
+        return False
+    if consent and not patient.sms_consent:
+        return False
+    return not is_opted_out(session, patient.phone)
+
+
+def email_allowed(patient: Patient, *, transactional: bool) -> bool:
+    """Whether ``patient`` may get this e-mail: an address, and consent unless ``transactional``
+    (a notice answering a booking change)."""
+    return bool(patient.email) and (transactional or patient.email_consent)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+def _key(appointment: Appointment, kind: str, channel: str, rule: str = "-") -> str:
+    return (
+        f"appt:{appointment.id}:{kind}:{channel}:{rule}:{_stamp(appointment.start_at)}:s{appointment.ics_sequence or 0}"
+    )
+
+
+def _row(
+    appointment: Appointment | None,
+    patient: Patient | None,
+    *,
+    kind: str,
+    channel: str,
+    to: str,
+    due: datetime,
+    key: str,
+    now: datetime,
+    template: str | None = None,
+    payload: dict | None = None,
+) -> OutboxMessage:
+    return OutboxMessage(
+        appointment_id=appointment.id if appointment is not None else None,
+        patient_id=patient.id if patient is not None else None,
+        channel=channel,
+        kind=kind,
+        to=to,
+        template=template or kind,
+        payload=payload or {},
+        due_at=due,
+        next_attempt_at=due,
+        status="pending",
+        attempts=0,
+        dedupe_key=key,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _insert(session: Session, rows: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Add the rows whose dedupe key is new; returns those added. Callers hold the booking's
+    write lock (SQLite) or row lock (PostgreSQL), so the check cannot race another planner;
+    the unique key is the last word either way."""
+    if not rows:
+        return []
+    keys = [row.dedupe_key for row in rows]
+    existing = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys))))
+    added = []
+    for row in rows:
+        if row.dedupe_key in existing:
+            continue
+        existing.add(row.dedupe_key)
+        session.add(row)
+        added.append(row)
+    if added:
+        session.flush()
+    return added
+
+
+def _cancel_pending(
+    session: Session, appointment: Appointment, *, kinds: tuple[str, ...], reason: str, now: datetime
+) -> int:
+    """Mark the appointment's pending rows of ``kinds`` cancelled with ``reason``. Rows already
+    claimed by a worker (``sending``) are left to it: it re-checks the appointment first."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.appointment_id == appointment.id,
+            OutboxMessage.status == "pending",
+            OutboxMessage.kind.in_(kinds),
+        )
+        .values(status="cancelled", error=reason, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount or 0
+
+
+def cancel_pending_sms_to(session: Session, phone: str, *, reason: str, now: datetime) -> int:
+    """Mark every pending SMS to ``phone`` cancelled (after a STOP or a Twilio 21610)."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.channel == "sms", OutboxMessage.to == phone, OutboxMessage.status == "pending")
+        .values(status="cancelled", error=reason, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount or 0
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def _notice(
+    session: Session, appointment: Appointment, kind: str, *, now: datetime, payload: dict | None = None
+) -> dict[str, datetime]:
+    """Plan ``kind`` (a notice, due now) on every channel the patient may get it on.
+
+    Returns ``{channel: due}`` of the notices planned, for :func:`_reminders`.
+    """
+    patient = appointment.patient
+    body = {"start_at": appointment.start_at.astimezone(UTC).isoformat(), **(payload or {})}
+    rows = []
+    if email_allowed(patient, transactional=True):
+        rows.append(
+            _row(
+                appointment,
+                patient,
+                kind=kind,
+                channel="email",
+                to=patient.email,
+                due=now,
+                key=_key(appointment, kind, "email"),
+                now=now,
+                payload=body,
+            )
+        )
+    if sms_allowed(session, patient):
+        rows.append(
+            _row(
+                appointment,
+                patient,
+                kind=kind,
+                channel="sms",
+                to=patient.phone,
+                due=now,
+                key=_key(appointment, kind, "sms"),
+                now=now,
+                payload=body,
+            )
+        )
+    _insert(session, rows)
+    return {row.channel: now for row in rows}
+
+
+def _reminders(
+    session: Session, appointment: Appointment, *, clinic, now: datetime, notices: dict[str, datetime]
+) -> None:
+    patient = appointment.patient
+    tz = ZoneInfo(appointment.location.timezone)
+    start = appointment.start_at
+    rows = []
+    for raw in clinic.reminder_rules or []:
+        try:
+            rule = rules.parse_rule(raw)
+        except rules.RuleError as exc:
+            # A bad rule must not block a booking; the settings page validates what it saves.
+            logger.warning("ignoring reminder rule: %s", exc)
+            continue
+        if rule.channel == "sms":
+            if not sms_allowed(session, patient):
+                continue
+            to = patient.phone
+        else:
+            if not email_allowed(patient, transactional=False):
+                continue
+            to = patient.email
+        due = rule.due(start, tz)
+        if not rules.reminder_wanted(due, start=start, now=now, notice_at=notices.get(rule.channel)):
+            continue
+        rows.append(
+            _row(
+                appointment,
+                patient,
+                kind="reminder",
+                channel=rule.channel,
+                to=to,
+                due=due,
+                key=_key(appointment, "reminder", rule.channel, rule.key),
+                now=now,
+                payload={"start_at": start.astimezone(UTC).isoformat(), "rule": rule.key},
+            )
+        )
+    _insert(session, rows)
+
+
+def _has_later_booking(session: Session, appointment: Appointment, now: datetime) -> bool:
+    return (
+        session.scalars(
+            select(Appointment.id)
+            .where(
+                Appointment.patient_id == appointment.patient_id,
+                Appointment.id != appointment.id,
+                Appointment.status.in_(ACTIVE_STATUSES),
+                Appointment.start_at > now,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _follow_up(session: Session, appointment: Appointment, *, now: datetime) -> None:
+    patient = appointment.patient
+    if sms_allowed(session, patient):
+        channel, to = "sms", patient.phone
+    elif email_allowed(patient, transactional=False):
+        channel, to = "email", patient.email
+    else:
+        return
+    due = rules.follow_up_due(now, ZoneInfo(appointment.location.timezone))
+    _insert(
+        session,
+        [
+            _row(
+                appointment,
+                patient,
+                kind="follow_up",
+                channel=channel,
+                to=to,
+                due=due,
+                key=f"appt:{appointment.id}:follow_up:{channel}",
+                now=now,
+            )
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- entry points
+
 
 def booked(session, appointment, *, clinic, now, by_patient) -> None:
-    pass
+    """A new booking: a confirmation when the patient made it, and its reminders."""
+    notices = _notice(session, appointment, "confirmation", now=now) if by_patient else {}
+    _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
 
 
 def rescheduled(session, appointment, *, clinic, now, by_patient, old_start) -> None:
-    pass
+    """A move: pending rows for the old time are superseded; a reschedule notice (the new time,
+    with the calendar update) and the new time's reminders are planned."""
+    _cancel_pending(session, appointment, kinds=TIMED_KINDS, reason=SUPERSEDED, now=now)
+    notices = _notice(
+        session,
+        appointment,
+        "reschedule",
+        now=now,
+        payload={"old_start": old_start.astimezone(UTC).isoformat(), "by": "patient" if by_patient else "staff"},
+    )
+    _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
 
 
 def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
-    pass
+    """A cancellation: every pending row of the appointment stops (answers to the patient's own
+    texts excepted) and a cancellation notice is planned (e-mail with METHOD:CANCEL, SMS with
+    consent)."""
+    who = "patient" if by_patient else "staff"
+    _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason=f"appointment cancelled by {who}", now=now)
+    _notice(session, appointment, "cancellation", now=now, payload={"by": who})
 
 
 def status_changed(session, appointment, *, clinic, now, old_status) -> None:
-    pass
+    """Check-in stops reminders; no-show and completed stop everything about the visit's time;
+    completed, with ``clinic.follow_up_prompt`` and no later booking, plans a follow-up."""
+    status = appointment.status
+    if status == "checked_in":
+        _cancel_pending(session, appointment, kinds=("reminder",), reason="patient checked in", now=now)
+    elif status in ("completed", "no_show"):
+        _cancel_pending(
+            session,
+            appointment,
+            kinds=("confirmation", "reminder", "reschedule"),
+            reason=f"appointment {status.replace('_', ' ')}",
+            now=now,
+        )
+        if status == "completed" and clinic.follow_up_prompt and not _has_later_booking(session, appointment, now):
+            _follow_up(session, appointment, now=now)
+
+
+def reply(
+    session: Session,
+    *,
+    phone: str,
+    template: str,
+    key: str,
+    now: datetime,
+    patient: Patient | None = None,
+    appointment: Appointment | None = None,
+    language: str | None = None,
+) -> OutboxMessage | None:
+    """Plan an answer (kind ``reply``, due now) to a text from ``phone``; None when the number
+    opted out (Twilio would refuse it) or the same ``key`` was planned already.
+
+    Replies answer the patient's own message, so they need no SMS consent, only no STOP.
+    """
+    if is_opted_out(session, phone):
+        return None
+    payload = {"language": language} if language else {}
+    added = _insert(
+        session,
+        [
+            _row(
+                appointment,
+                patient,
+                kind="reply",
+                channel="sms",
+                to=phone,
+                due=now,
+                key=key,
+                now=now,
+                template=template,
+                payload=payload,
+            )
+        ],
+    )
+    return added[0] if added else None
