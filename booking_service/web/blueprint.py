@@ -1,9 +1,171 @@
-"""URL map of the web blueprint (being written)."""
+"""URL map of the patient pages, and what ``register_web`` sets up around them (Babel,
+template helpers, security headers, error pages). The controllers live beside this file."""
 
-from flask import Blueprint, Flask
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import phonenumbers
+from flask import Blueprint, Flask, current_app, g, get_flashed_messages, request, url_for
+from flask_wtf.csrf import CSRFError
+
+from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
+from booking_service.web import booking, i18n, manage, waitlist
+from booking_service.web.common import HONEYPOT_FIELD, current_clinic, page, private
+from booking_service.web.theme import palette
 
 bp = Blueprint("web", __name__)
 
+write_limit = limiter.limit(PUBLIC_WRITE_LIMIT, methods=["POST"])
+
+# --- the booking journey ---------------------------------------------------------------------------
+bp.add_url_rule("/", "start", booking.start)
+bp.add_url_rule("/book/time", "choose_time", booking.choose_time)
+bp.add_url_rule("/book/details", "details", write_limit(booking.details), methods=["GET", "POST"])
+bp.add_url_rule("/book/urgent", "urgent", write_limit(booking.urgent), methods=["GET", "POST"])
+bp.add_url_rule("/book/review", "review", booking.review)
+bp.add_url_rule("/book/confirm", "confirm", write_limit(booking.confirm), methods=["POST"])
+bp.add_url_rule("/book/change-time", "change_time", write_limit(booking.change_time), methods=["POST"])
+bp.add_url_rule("/book/confirmed", "confirmed", booking.confirmed)
+# --- the waitlist ------------------------------------------------------------------------------------
+bp.add_url_rule("/waitlist", "waitlist", write_limit(waitlist.join), methods=["GET", "POST"])
+bp.add_url_rule("/waitlist/joined", "waitlist_joined", waitlist.joined)
+# --- the manage link (contract: messages link to /m/<token>) ---------------------------------------
+bp.add_url_rule("/m/<token>", "manage", manage.show)
+bp.add_url_rule("/m/<token>/calendar.ics", "calendar", manage.calendar)
+bp.add_url_rule("/m/<token>/reschedule", "reschedule", write_limit(manage.reschedule_page), methods=["GET", "POST"])
+bp.add_url_rule("/m/<token>/cancel", "cancel", write_limit(manage.cancel_page), methods=["GET", "POST"])
+bp.add_url_rule("/m/<token>/book-again", "book_again", write_limit(manage.book_again), methods=["POST"])
+
 
 def register_web(app: Flask) -> None:
+    i18n.init_babel(app)
     app.register_blueprint(bp)
+    app.after_request(_cache_versioned_assets)
+
+
+def _cache_versioned_assets(response):
+    """Assets linked with a content hash (``asset_url``) never change under that URL."""
+    if request.endpoint == "static" and request.args.get("v") and response.status_code == 200:
+        response.cache_control.public = True
+        response.cache_control.max_age = 365 * 24 * 3600
+        response.cache_control.immutable = True
+    return response
+
+
+# --- around every patient page ---------------------------------------------------------------------
+
+
+@bp.before_request
+def _nonce() -> None:
+    g.csp_nonce = secrets.token_urlsafe(12)
+
+
+@bp.after_request
+def _headers(response):
+    headers = response.headers
+    if response.mimetype == "text/html":
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; "
+            f"style-src 'self' 'nonce-{g.get('csp_nonce', '')}'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+        headers.setdefault("Cache-Control", "no-store")
+        headers.add("Vary", "Cookie")
+        headers.add("Vary", "Accept-Language")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    # Nothing on these pages needs to tell other sites where the visitor came from; the manage
+    # pages must not (their URL is the credential), and the calendar link leaves the site.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    chosen = request.args.get("lang")
+    if chosen in i18n.LANGUAGES and request.cookies.get(i18n.COOKIE) != chosen:
+        response.set_cookie(
+            i18n.COOKIE,
+            chosen,
+            max_age=i18n.COOKIE_MAX_AGE,
+            samesite="Lax",
+            httponly=True,
+            secure=request.is_secure,
+        )
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(_error):
+    return booking.details_with_expired_token() or private(page("pages/error.html", 400, reason="expired"))
+
+
+@bp.errorhandler(400)
+def _bad_request(_error):
+    return private(page("pages/error.html", 400, reason="bad_request"))
+
+
+@bp.errorhandler(429)
+def _too_many(_error):
+    return private(page("pages/error.html", 429, reason="too_many"))
+
+
+_asset_versions: dict[tuple[str, float], str] = {}
+
+
+def asset_url(filename: str) -> str:
+    """The static file's URL with a content hash, so browsers may cache it for long."""
+    path = Path(current_app.static_folder) / filename
+    try:
+        key = (filename, path.stat().st_mtime)
+    except OSError:
+        return url_for("static", filename=filename)
+    if key not in _asset_versions:
+        _asset_versions[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return url_for("static", filename=filename, v=_asset_versions[key])
+
+
+def language_url(code: str) -> str:
+    """This page in another language. A page shown in answer to a POST links to the page to
+    GET instead (``g.language_return``, set by the controller, else the same path)."""
+    target = g.get("language_return")
+    if target is not None:
+        parts = urlsplit(target)
+        path, args = parts.path, dict(parse_qsl(parts.query))
+    else:
+        path, args = request.path, (request.args.to_dict() if request.method == "GET" else {})
+    args["lang"] = code
+    return f"{path}?{urlencode(args)}"
+
+
+@bp.context_processor
+def _template_helpers():
+    clinic = current_clinic(required=False)
+    return {
+        "clinic": clinic,
+        "theme": palette(clinic.brand_color if clinic else None),
+        "csp_nonce": g.get("csp_nonce", ""),
+        "lang": i18n.language(),
+        "languages": i18n.LANGUAGE_NAMES,
+        "language_url": language_url,
+        "asset_url": asset_url,
+        "honeypot_field": HONEYPOT_FIELD,
+        "flashes": get_flashed_messages(with_categories=True),
+        "service_name": i18n.service_name,
+        "service_description": i18n.service_description,
+        "display_phone": display_phone,
+    }
+
+
+def display_phone(number: str | None) -> str:
+    """``(416) 555-0100`` for a number of the clinic's country, else the international form."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    clinic = current_clinic(required=False)
+    same_country = clinic is not None and phonenumbers.region_code_for_number(parsed) == clinic.country
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if same_country else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, style)
