@@ -6,15 +6,25 @@ maths. Three queries per search whatever its size: hours, busy time, closures.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import CompoundSelect, Select, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, Service, TimeOff, WorkingHours
+from booking_service.clinic.models import (
+    ClinicSettings,
+    Closure,
+    Location,
+    Practitioner,
+    Service,
+    TimeOff,
+    WorkingHours,
+)
 from booking_service.scheduling import availability
 from booking_service.scheduling.availability import Interval, PractitionerCalendar, Slot, WeeklyHours
 from booking_service.scheduling.models import Appointment
@@ -25,6 +35,60 @@ MAX_RANGE_DAYS = 62
 def booking_window(clinic: ClinicSettings, now: datetime) -> tuple[datetime, datetime]:
     """(not_before, not_after): minimum notice and booking horizon as instants."""
     return now + timedelta(minutes=clinic.min_notice_minutes), now + timedelta(days=clinic.horizon_days)
+
+
+class _CalendarQueries(NamedTuple):
+    hours: Select
+    busy: CompoundSelect  # appointments (with their buffer) and time off, in one round trip
+    busy_ignoring: CompoundSelect  # the same without the appointment :ignore
+    closed: Select
+
+
+@functools.cache
+def _calendar_queries() -> _CalendarQueries:
+    """The statements of :func:`load_calendars`, built once with bound parameters.
+
+    Building a select costs more than running a small one through SQLAlchemy's compiled cache,
+    and hours are read as plain rows, not ORM objects (bench/availability.py measured both).
+    Built on first use, not at import, so importing this module configures no mappers.
+    """
+    ids = bindparam("ids", expanding=True)
+    span_start, span_end = bindparam("span_start"), bindparam("span_end")
+    hours = select(
+        WorkingHours.practitioner_id,
+        WorkingHours.weekday,
+        WorkingHours.start_time,
+        WorkingHours.end_time,
+        WorkingHours.break_start,
+        WorkingHours.break_end,
+        WorkingHours.valid_from,
+        WorkingHours.valid_until,
+    ).where(
+        WorkingHours.practitioner_id.in_(ids),
+        WorkingHours.location_id == bindparam("location_id"),
+        or_(WorkingHours.valid_from.is_(None), WorkingHours.valid_from <= bindparam("last_day")),
+        or_(WorkingHours.valid_until.is_(None), WorkingHours.valid_until >= bindparam("first_day")),
+    )
+    appointments = select(Appointment.practitioner_id, Appointment.start_at, Appointment.busy_until).where(
+        Appointment.practitioner_id.in_(ids),
+        Appointment.status != "cancelled",
+        Appointment.start_at < span_end,
+        Appointment.busy_until > span_start,
+    )
+    time_off = select(TimeOff.practitioner_id, TimeOff.start_at, TimeOff.end_at).where(
+        TimeOff.practitioner_id.in_(ids), TimeOff.start_at < span_end, TimeOff.end_at > span_start
+    )
+    closed = select(Closure.day).where(
+        or_(Closure.location_id.is_(None), Closure.location_id == bindparam("location_id")),
+        Closure.day >= bindparam("first_day"),
+        Closure.day <= bindparam("last_day"),
+    )
+    return _CalendarQueries(
+        hours=hours,
+        busy=union_all(appointments, time_off),
+        busy_ignoring=union_all(appointments.where(Appointment.id != bindparam("ignore")), time_off),
+        closed=closed,
+    )
 
 
 def load_calendars(
@@ -48,54 +112,35 @@ def load_calendars(
         return []
     span = availability.local_day_bounds(first_day, tz).start, availability.local_day_bounds(last_day, tz).end
 
+    queries = _calendar_queries()
+    params = {"ids": ids, "location_id": location.id, "first_day": first_day, "last_day": last_day}
+
     hours: dict[int, list[WeeklyHours]] = defaultdict(list)
-    for row in session.scalars(
-        select(WorkingHours).where(
-            WorkingHours.practitioner_id.in_(ids),
-            WorkingHours.location_id == location.id,
-            or_(WorkingHours.valid_from.is_(None), WorkingHours.valid_from <= last_day),
-            or_(WorkingHours.valid_until.is_(None), WorkingHours.valid_until >= first_day),
-        )
+    for practitioner_id, weekday, start, end, break_start, break_end, valid_from, valid_until in session.execute(
+        queries.hours, params
     ):
-        hours[row.practitioner_id].append(
+        hours[practitioner_id].append(
             WeeklyHours(
-                weekday=row.weekday,
-                start=row.start_time,
-                end=row.end_time,
-                break_start=row.break_start,
-                break_end=row.break_end,
-                valid_from=row.valid_from,
-                valid_until=row.valid_until,
+                weekday=weekday,
+                start=start,
+                end=end,
+                break_start=break_start,
+                break_end=break_end,
+                valid_from=valid_from,
+                valid_until=valid_until,
             )
         )
 
     busy: dict[int, list[Interval]] = defaultdict(list)
-    appointment_query = select(Appointment.practitioner_id, Appointment.start_at, Appointment.busy_until).where(
-        Appointment.practitioner_id.in_(ids),
-        Appointment.status != "cancelled",
-        Appointment.start_at < span[1],
-        Appointment.busy_until > span[0],
-    )
+    busy_query = queries.busy
+    busy_params = {"ids": ids, "span_start": span[0], "span_end": span[1]}
     if ignore_appointment_id is not None:
-        appointment_query = appointment_query.where(Appointment.id != ignore_appointment_id)
-    for practitioner_id, start, end in session.execute(appointment_query):
-        busy[practitioner_id].append(Interval(start, end))
-    for practitioner_id, start, end in session.execute(
-        select(TimeOff.practitioner_id, TimeOff.start_at, TimeOff.end_at).where(
-            TimeOff.practitioner_id.in_(ids), TimeOff.start_at < span[1], TimeOff.end_at > span[0]
-        )
-    ):
+        busy_query = queries.busy_ignoring
+        busy_params["ignore"] = ignore_appointment_id
+    for practitioner_id, start, end in session.execute(busy_query, busy_params):
         busy[practitioner_id].append(Interval(start, end))
 
-    closed = frozenset(
-        session.scalars(
-            select(Closure.day).where(
-                or_(Closure.location_id.is_(None), Closure.location_id == location.id),
-                Closure.day >= first_day,
-                Closure.day <= last_day,
-            )
-        )
-    )
+    closed = frozenset(session.scalars(queries.closed, params))
     return [
         PractitionerCalendar(
             practitioner_id=p.id,
