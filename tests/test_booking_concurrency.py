@@ -361,26 +361,14 @@ def test_booking_waiting_on_a_rival_wins_when_the_rival_rolls_back(database, mak
     assert_no_overlap(database)
 
 
-def test_new_patient_booking_twice_at_once_gets_one_record_and_one_visit(request, database, make_clinic):
+def test_new_patient_booking_twice_at_once_gets_one_record_and_one_visit(database, make_clinic):
     # A first-time patient submits the form in two tabs, for two practitioners at overlapping
     # times. No thread is needed to show it: two open transactions are enough.
-    if database.dialect == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="find_or_create_patient races on PostgreSQL: two transactions each create the "
-                "patient, so the patient exclusion constraint sees two patients (reported to the lead)",
-            )
-        )
     clinic = make_clinic()
     with database.session() as first:
         book(first, _request(clinic, 7, "10:00", practitioner=0), secret_key=SECRET, now=NOW)
         thread, result = _in_background(database, _request(clinic, 7, "10:30", practitioner=1))
-        if database.dialect == "sqlite":
-            _wait_until_blocked(database, thread)
-        else:
-            thread.join(timeout=60)  # PostgreSQL: nothing makes it wait
+        _wait_until_blocked(database, thread)  # PostgreSQL: on the patient's advisory lock
         first.commit()
     thread.join(timeout=60)
 

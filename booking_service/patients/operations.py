@@ -112,6 +112,7 @@ def find_or_create_patient(
     same first name (families often share one phone or one address). Contact details and consents
     given now update the record; each consent change is written to the consent ledger.
     """
+    _lock_identity(session, details)
     patient = None
     lowered_first = details.first_name.lower()
     for column, value in ((Patient.email, details.email), (Patient.phone, details.phone)):
@@ -143,6 +144,22 @@ def find_or_create_patient(
     ):
         set_consent(session, patient, channel, wanted, source=source, now=now, only_grant=True)
     return patient
+
+
+def _lock_identity(session: Session, details: PatientDetails) -> None:
+    """Serialise concurrent bookings by the same person (PostgreSQL).
+
+    Without it, two transactions booking a first-time patient at once (two browser tabs) would
+    each create the patient, and the patient-overlap constraint would see two people. A
+    transaction-scoped advisory lock per normalised email and phone makes the second wait for the
+    first to commit, then find its patient. SQLite needs nothing: ``BEGIN IMMEDIATE`` already
+    serialises booking transactions.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({f"patient:{value}" for value in (details.email, details.phone) if value})
+    for key in keys:  # sorted, so two transactions take them in the same order
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 def set_consent(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
@@ -51,6 +51,8 @@ CHECK_IN_OPENS = timedelta(hours=2)
 # A manage link keeps showing the booking for this long after the visit (then: unknown link).
 TOKEN_LIFETIME_AFTER_END = timedelta(days=30)
 ALTERNATIVES = 5
+# PostgreSQL: deadlock detected, serialization failure.
+DEADLOCK_STATES = frozenset({"40P01", "40001"})
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,14 @@ def _check_start(
     )
 
 
-def _is_overlap_error(exc: IntegrityError) -> str | None:
-    """'practitioner' or 'patient' when ``exc`` is the database refusing an overlap."""
+def _is_overlap_error(exc: IntegrityError | OperationalError) -> str | None:
+    """'practitioner' or 'patient' when ``exc`` is the database refusing an overlap.
+
+    A PostgreSQL deadlock between two inserts waiting on each other's exclusion-constraint check
+    is the same race lost another way: it counts as the slot being taken.
+    """
+    if isinstance(exc, OperationalError):
+        return "practitioner" if getattr(exc.orig, "sqlstate", None) in DEADLOCK_STATES else None
     text = str(exc.orig)
     if "xc_appointments_patient_overlap" in text or "patient_overlap" in text:
         return "patient"
@@ -254,7 +262,7 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
 def _flush_or_raise_taken(session: Session, *, clinic, service, location, candidates, start, now, ignore=None) -> None:
     try:
         session.flush()
-    except IntegrityError as exc:
+    except (IntegrityError, OperationalError) as exc:
         who = _is_overlap_error(exc)
         session.rollback()
         if who == "patient":
