@@ -24,13 +24,16 @@ from booking_service.clinic.queries import get_clinic
 from booking_service.context import db_session
 from booking_service.db import utcnow
 from booking_service.errors import NotFound
+from booking_service.messaging.queries import messages_of
+from booking_service.patients.queries import opted_out_phones, search_patients
 from booking_service.scheduling.operations import appointments_on, set_status
+from booking_service.scheduling.queries import appointments_of
 
 _ID = f"int(max={MAX_ID})"
 
 
 def _detail(appointment):
-    opted_out = queries.opted_out_phones(db_session(), [appointment.patient.phone])
+    opted_out = opted_out_phones(db_session(), [appointment.patient.phone])
     return serializers.staff_appointment_detail(appointment, opted_out=appointment.patient.phone in opted_out)
 
 
@@ -101,7 +104,7 @@ def staff_messages(appointment_id):
     session = db_session()
     appointment = queries.get_appointment(session, appointment_id)
     zone = serializers.zone_of(appointment.location)
-    return {"messages": [serializers.message(m, zone) for m in queries.messages_of(session, appointment.id)]}
+    return {"messages": [serializers.message(m, zone) for m in messages_of(session, appointment.id)]}
 
 
 @bp.route("/patients", methods=["GET"], tags=["Staff"])
@@ -111,8 +114,8 @@ def staff_messages(appointment_id):
 def staff_patients(args):
     """Search patients by part of a name, an email or a phone number (any format)"""
     session = db_session()
-    found = queries.search_patients(session, args["q"], country=get_clinic(session).country, limit=args["limit"])
-    opted_out = queries.opted_out_phones(session, [p.phone for p in found])
+    found = search_patients(session, args["q"], country=get_clinic(session).country, limit=args["limit"])
+    opted_out = opted_out_phones(session, [p.phone for p in found])
     return {"patients": [serializers.patient(p, opted_out=p.phone in opted_out) for p in found]}
 
 
@@ -124,8 +127,8 @@ def staff_patient(patient_id):
     """One patient with every appointment, newest first"""
     session = db_session()
     patient = queries.get_patient(session, patient_id)
-    opted_out = queries.opted_out_phones(session, [patient.phone])
+    opted_out = opted_out_phones(session, [patient.phone])
     return {
         **serializers.patient(patient, opted_out=patient.phone in opted_out),
-        "appointments": [serializers.staff_appointment(a) for a in queries.appointments_of(session, patient.id)],
+        "appointments": [serializers.staff_appointment(a) for a in appointments_of(session, patient.id)],
     }

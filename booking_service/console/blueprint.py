@@ -1,9 +1,142 @@
-"""URL map of the staff console (being written)."""
+"""URL map of the front-desk staff console under ``/staff``, and what ``register_console`` sets
+up around it: Flask-Login, the login requirement, security headers, template helpers and error
+pages. The controllers live beside this file; the logic they call lives in the domain packages.
 
-from flask import Blueprint, Flask
+Server-rendered, no JavaScript needed. Every change is a POST carrying the CSRF token and
+answered with a redirect (post/redirect/get).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, render_template
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from booking_service.console import appointments, auth, booking, inbox, patients, schedule, waitlist
+from booking_service.console.auth import desk_only
+from booking_service.console.common import (
+    STATUS_LABELS,
+    asset_url,
+    clinic_or_none,
+    display_phone,
+    fmt_day,
+    fmt_time,
+    fmt_when,
+    local_iso,
+    slot_value,
+    zone_label,
+)
+from booking_service.context import db_session
+from booking_service.errors import DomainError
+from booking_service.extensions import limiter
+from booking_service.messaging.queries import count_replies_needing_staff
 
 bp = Blueprint("console", __name__, url_prefix="/staff")
 
+login_limit = limiter.limit(auth.LOGIN_LIMIT, methods=["POST"])
+
+# --- signing in and out --------------------------------------------------------------------------
+bp.add_url_rule("/login", "login", login_limit(auth.login), methods=["GET", "POST"])
+bp.add_url_rule("/logout", "logout", auth.logout, methods=["POST"])
+# --- the schedule ----------------------------------------------------------------------------------
+bp.add_url_rule("/", "day", schedule.day)
+bp.add_url_rule("/week", "week", schedule.week)
+# --- one appointment -------------------------------------------------------------------------------
+bp.add_url_rule("/appointments/<int:appointment_id>", "appointment", appointments.show)
+bp.add_url_rule("/appointments/<int:appointment_id>/status", "set_status", appointments.change_status, methods=["POST"])
+bp.add_url_rule("/appointments/<int:appointment_id>/cancel", "cancel", appointments.cancel, methods=["POST"])
+bp.add_url_rule(
+    "/appointments/<int:appointment_id>/reschedule", "reschedule", appointments.reschedule, methods=["GET", "POST"]
+)
+# --- booking for a caller --------------------------------------------------------------------------
+bp.add_url_rule("/book", "book", booking.start)
+bp.add_url_rule("/book", "book_submit", booking.submit, methods=["POST"])
+# --- patients ------------------------------------------------------------------------------------
+bp.add_url_rule("/patients", "patients", patients.search)
+bp.add_url_rule("/patients/<int:patient_id>", "patient", patients.show)
+# --- the desk's inbox and waitlist ---------------------------------------------------------------
+bp.add_url_rule("/inbox", "inbox", desk_only(inbox.index))
+bp.add_url_rule("/inbox/<int:message_id>/handled", "inbox_handled", desk_only(inbox.handled), methods=["POST"])
+bp.add_url_rule("/inbox/<int:message_id>/opt-out", "inbox_opt_out", desk_only(inbox.opt_out), methods=["POST"])
+bp.add_url_rule("/waitlist", "waitlist", desk_only(waitlist.index))
+bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", desk_only(waitlist.offered), methods=["POST"])
+bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", desk_only(waitlist.remove), methods=["POST"])
+
+
+bp.before_request(auth.require_login)
+
 
 def register_console(app: Flask) -> None:
+    auth.init_login(app)
     app.register_blueprint(bp)
+
+
+@bp.after_request
+def _headers(response):
+    """Pages about patients: never cached or framed, no scripts at all, no Referer leaks."""
+    headers = response.headers
+    if response.mimetype == "text/html":
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+    headers["Cache-Control"] = "no-store"
+    headers.add("Vary", "Cookie")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Robots-Tag", "noindex, nofollow")
+    return response
+
+
+@bp.context_processor
+def _template_helpers():
+    clinic = clinic_or_none()
+    show_inbox = current_user.is_authenticated and current_user.is_desk
+    return {
+        "clinic_name": clinic.name if clinic else "Clinic",
+        "inbox_count": count_replies_needing_staff(db_session()) if show_inbox else 0,
+        "asset_url": asset_url,
+        "fmt_time": fmt_time,
+        "fmt_when": fmt_when,
+        "fmt_day": fmt_day,
+        "local_iso": local_iso,
+        "zone_label": zone_label,
+        "display_phone": display_phone,
+        "slot_value": slot_value,
+        "status_labels": STATUS_LABELS,
+    }
+
+
+# --- error pages (the console's own; the patient pages and the API keep theirs) -----------------
+
+_ERRORS = {
+    400: ("Something in that request was not right", "Go back, reload the page and try again."),
+    403: ("Not for your role", "This page is for the front desk. Ask an admin if you need it."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Not allowed", "That address does not take this kind of request."),
+    429: ("Too many attempts", "Please wait a minute before trying again."),
+}
+
+
+def _error_page(status: int, title: str | None = None, message: str | None = None):
+    default_title, default_message = _ERRORS.get(status, ("Something went wrong", "Please try again."))
+    return render_template(
+        "staff/error.html", status=status, title=title or default_title, message=message or default_message
+    ), status
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(_error):
+    return _error_page(400, "The form had expired", "Nothing was changed. Go back, reload the page and try again.")
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(error: DomainError):
+    db_session().rollback()
+    return _error_page(error.status, "That did not work", error.message)
+
+
+for _status in _ERRORS:
+    bp.register_error_handler(_status, lambda error, _status=_status: _error_page(_status))

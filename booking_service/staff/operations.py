@@ -16,6 +16,7 @@ from booking_service.staff.models import ROLES, ApiToken, User
 
 MIN_PASSWORD_LENGTH = 10
 LAST_USED_RESOLUTION = timedelta(minutes=5)
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 def create_user(
@@ -59,7 +60,11 @@ def create_user(
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The active user with these credentials, or None (same answer for unknown email)."""
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
-    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+    if user is None:
+        # Hash anyway, so the time taken does not tell whether the email exists.
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not user.active or not check_password_hash(user.password_hash, password):
         return None
     return user
 

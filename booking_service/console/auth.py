@@ -1,0 +1,202 @@
+"""Signing staff in and out of the console (Flask-Login over ``booking_service.staff``), and
+who may see what.
+
+Roles: ``admin`` and ``frontdesk`` (the desk) see and manage everything in the console; a
+``practitioner`` sees only their own appointments (through ``Practitioner.user_id``) and their
+own patients, and cannot act on anyone else's. The inbox and the waitlist are the desk's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from sqlalchemy import select
+
+from booking_service.clinic.models import Practitioner
+from booking_service.context import db_session
+from booking_service.scheduling.models import Appointment
+from booking_service.staff.models import User
+from booking_service.staff.operations import authenticate
+
+log = logging.getLogger(__name__)
+
+DESK_ROLES = frozenset({"admin", "frontdesk"})
+ROLE_LABELS = {"admin": "Admin", "frontdesk": "Front desk", "practitioner": "Practitioner"}
+LOGIN_LIMIT = "10 per minute"
+LOGIN_FAILED = "Email or password is wrong."
+MAX_EMAIL = 254
+MAX_PASSWORD = 1024  # hashing a megabyte-long "password" is work an attacker should not get for free
+# A practitioner account not linked to any Practitioner row sees nothing: no practitioner has id 0.
+NOBODY = 0
+
+
+class StaffIdentity(UserMixin):
+    """The signed-in staff member: plain values read once per request, so a view's operation
+    may roll the session back (``write_transaction``) without expiring ``current_user``."""
+
+    def __init__(
+        self, *, user_id: int, email: str, name: str, role: str, practitioner_id: int | None, fingerprint: str
+    ):
+        self.user_id = user_id
+        self.email = email
+        self.name = name
+        self.role = role
+        self.practitioner_id = practitioner_id
+        self.fingerprint = fingerprint
+
+    def get_id(self) -> str:
+        # The fingerprint of the password hash rides in the session: changing the password (or
+        # re-creating the user with --update) signs out every session opened with the old one.
+        return f"{self.user_id}:{self.fingerprint}"
+
+    @property
+    def is_desk(self) -> bool:
+        return self.role in DESK_ROLES
+
+    @property
+    def label(self) -> str:
+        return self.name or self.email
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+
+def _fingerprint(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:20]
+
+
+def _identity(user: User, practitioner_id: int | None) -> StaffIdentity:
+    return StaffIdentity(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        practitioner_id=practitioner_id,
+        fingerprint=_fingerprint(user.password_hash),
+    )
+
+
+def _user_row(user_id: int) -> tuple[User, int | None] | None:
+    return (
+        db_session()
+        .execute(
+            select(User, Practitioner.id)
+            .outerjoin(Practitioner, Practitioner.user_id == User.id)
+            .where(User.id == user_id)
+            .order_by(Practitioner.id)
+            .limit(1)
+        )
+        .first()
+    )
+
+
+def load_user(session_id: str) -> StaffIdentity | None:
+    """Flask-Login's user loader: the active user of the session cookie, or None."""
+    raw_id, _, fingerprint = session_id.partition(":")
+    if not raw_id.isdigit() or len(raw_id) > 12:
+        return None
+    row = _user_row(int(raw_id))
+    if row is None:
+        return None
+    user, practitioner_id = row
+    if not user.active or not hmac.compare_digest(fingerprint, _fingerprint(user.password_hash)):
+        return None
+    return _identity(user, practitioner_id)
+
+
+def init_login(app) -> LoginManager:
+    manager = LoginManager()
+    manager.init_app(app)
+    manager.login_view = "console.login"
+    manager.user_loader(load_user)
+    manager.unauthorized_handler(_unauthorized)
+    return manager
+
+
+def _unauthorized():
+    flash("Please log in.", "info")
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("console.login", next=target))
+
+
+def require_login():
+    """``before_request`` of the console: every page but the login page needs a signed-in user."""
+    if request.endpoint in ("console.login", "console.static") or current_user.is_authenticated:
+        return None
+    return current_app.login_manager.unauthorized()
+
+
+def desk_only(view):
+    """The view is for admin and front-desk staff: 403 for a practitioner."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_desk:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def practitioner_scope() -> int | None:
+    """None when the user sees everyone's appointments; else the one practitioner they see."""
+    if current_user.is_desk:
+        return None
+    return current_user.practitioner_id or NOBODY
+
+
+def can_see(appointment: Appointment) -> bool:
+    scope = practitioner_scope()
+    return scope is None or appointment.practitioner_id == scope
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path of this site only (no open redirect)."""
+    default = url_for("console.day")
+    if not target or len(target) > 500 or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/staff/"):
+        return default
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+def login():
+    """GET: the form. POST: check the credentials; one answer for an unknown email and a wrong
+    password. Rate limited per address (see the URL map)."""
+    next_url = request.values.get("next", "")
+    if current_user.is_authenticated:
+        return redirect(safe_next(next_url))
+    email, error = "", None
+    if request.method == "POST":
+        email = request.form.get("email", "").strip()[:MAX_EMAIL]
+        password = request.form.get("password", "")[:MAX_PASSWORD]
+        user = authenticate(db_session(), email, password) if email and password else None
+        if user is not None:
+            row = _user_row(user.id)
+            identity = _identity(user, row[1] if row else None)
+            db_session().rollback()
+            session.clear()  # nothing from before signing in carries over
+            login_user(identity)
+            log.info("staff login: user %s", identity.user_id)
+            return redirect(safe_next(next_url))
+        log.info("staff login failed")
+        error = LOGIN_FAILED
+    return render_template("staff/login.html", email=email, error=error, next_url=next_url)
+
+
+def logout():
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("console.login"))

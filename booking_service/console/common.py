@@ -1,0 +1,200 @@
+"""Helpers shared by the console's controllers: parsing, formatting times in a location's zone,
+the chosen location, and running one operation with its outcome flashed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from itertools import groupby
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from flask import Response, current_app, flash, g, redirect, request, session, url_for
+
+from booking_service.clinic.models import ClinicSettings, Location
+from booking_service.clinic.queries import active_locations, get_clinic
+from booking_service.context import db_session, utcnow
+from booking_service.errors import DomainError, NotFound
+from booking_service.scheduling.availability import Slot
+
+LOCATION_KEY = "staff_location"
+FIRST_YEAR, LAST_YEAR = 2000, 2200  # dates outside are typos, and far ones overflow date maths
+
+STATUS_LABELS = {
+    "booked": "Booked",
+    "confirmed": "Confirmed",
+    "checked_in": "Checked in",
+    "completed": "Completed",
+    "no_show": "No-show",
+    "cancelled": "Cancelled",
+}
+
+# Staff-facing wording of the red-flag questions (keys: scheduling.models.RED_FLAGS).
+RED_FLAG_LABELS = {
+    "bladder_bowel": "New loss of bladder or bowel control, or trouble passing urine",
+    "saddle_numbness": "Numbness in the groin, buttocks or inner thighs",
+    "leg_weakness": "Leg weakness that is getting worse, or both legs affected",
+    "systemic": "Severe pain with fever, weight loss, a history of cancer or recent major trauma",
+}
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+def parse_int(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+
+
+def parse_date(raw: str | None) -> date | None:
+    try:
+        value = date.fromisoformat((raw or "").strip()[:10])
+    except ValueError:
+        return None
+    return value if FIRST_YEAR <= value.year <= LAST_YEAR else None
+
+
+def parse_instant(raw: str | None) -> datetime | None:
+    """A start as forms carry it (ISO 8601 with an offset), in UTC; None when not one."""
+    if not raw or len(raw) > 40:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else None
+
+
+def slot_value(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat(timespec="minutes")
+
+
+# --- the clinic and the chosen location ----------------------------------------------------------
+
+
+def clinic_or_none() -> ClinicSettings | None:
+    if "staff_clinic" not in g:
+        try:
+            g.staff_clinic = get_clinic(db_session())
+        except NotFound:
+            g.staff_clinic = None
+    return g.staff_clinic
+
+
+def choose_location() -> tuple[Location | None, list[Location]]:
+    """(the location to show, all active ones): ``?location=`` if valid (remembered for the next
+    pages), else the one remembered, else the first."""
+    locations = active_locations(db_session())
+    by_id = {location.id: location for location in locations}
+    wanted = parse_int(request.args.get("location"))
+    if wanted in by_id:
+        session[LOCATION_KEY] = wanted
+        return by_id[wanted], locations
+    remembered = session.get(LOCATION_KEY)
+    if remembered in by_id:
+        return by_id[remembered], locations
+    return (locations[0] if locations else None), locations
+
+
+def local_today(location: Location | None) -> date:
+    zone = location.timezone if location is not None else (clinic_or_none() or ClinicSettings()).timezone
+    return utcnow().astimezone(ZoneInfo(zone or "UTC")).date()
+
+
+# --- formatting (staff read English; times always in the location's own zone) --------------------
+
+
+def _zone(tz_name: str) -> ZoneInfo:
+    return ZoneInfo(tz_name)
+
+
+def fmt_time(instant: datetime | None, tz_name: str) -> str:
+    return instant.astimezone(_zone(tz_name)).strftime("%H:%M") if instant else ""
+
+
+def local_iso(instant: datetime, tz_name: str) -> str:
+    """ISO 8601 with the location's offset, for ``<time datetime=...>``."""
+    return instant.astimezone(_zone(tz_name)).isoformat(timespec="minutes")
+
+
+def fmt_when(instant: datetime | None, tz_name: str) -> str:
+    """``Tue 24 Nov 2026, 10:00``."""
+    if instant is None:
+        return ""
+    local = instant.astimezone(_zone(tz_name))
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
+
+
+def fmt_day(day: date, *, short: bool = False) -> str:
+    """``Tuesday 24 November 2026``, or ``Tue 24 Nov`` when short."""
+    return f"{day:%a} {day.day} {day:%b}" if short else f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def zone_label(tz_name: str, on: date) -> str:
+    """``America/Toronto (EST)``: the zone and its abbreviation at noon that day."""
+    noon = datetime(on.year, on.month, on.day, 12, tzinfo=_zone(tz_name))
+    return f"{tz_name} ({noon.tzname()})"
+
+
+def display_phone(number: str | None) -> str:
+    """National format for a number of the clinic's country (``(416) 555-0142``), else international."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    clinic = clinic_or_none()
+    same = clinic is not None and phonenumbers.region_code_for_number(parsed) == clinic.country
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if same else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, style)
+
+
+def slots_by_day(slots: Iterable[Slot], tz_name: str) -> list[tuple[date, list[Slot]]]:
+    zone = _zone(tz_name)
+    return [(day, list(group)) for day, group in groupby(slots, key=lambda s: s.start.astimezone(zone).date())]
+
+
+_asset_versions: dict[tuple[str, float], str] = {}
+
+
+def asset_url(filename: str) -> str:
+    """The static file's URL with a content hash (the app caches ``?v=`` URLs for a year)."""
+    path = Path(current_app.static_folder) / filename
+    try:
+        key = (filename, path.stat().st_mtime)
+    except OSError:
+        return url_for("static", filename=filename)
+    if key not in _asset_versions:
+        _asset_versions[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return url_for("static", filename=filename, v=_asset_versions[key])
+
+
+# --- running one operation -------------------------------------------------------------------------
+
+# Domain messages are written for the patient ("You already have ..."); these codes get words
+# for the staff member acting on the patient's behalf.
+_STAFF_WORDING = {"patient_overlap": "The patient already has another appointment at that time."}
+
+
+def staff_message(exc: DomainError) -> str:
+    return _STAFF_WORDING.get(exc.code, exc.message)
+
+
+def run(operation: Callable[[], str], *, then: str, on_error: str | None = None) -> Response:
+    """Run ``operation`` (which returns the success message), commit and flash the message, then
+    redirect to ``then`` (post/redirect/get: reloading never repeats the action). A DomainError
+    is rolled back and its message flashed as an error, then redirect to ``on_error`` (default
+    ``then``)."""
+    session_ = db_session()
+    try:
+        message = operation()
+    except DomainError as exc:
+        session_.rollback()
+        flash(staff_message(exc), "error")
+        return redirect(on_error or then)
+    session_.commit()
+    flash(message, "success")
+    return redirect(then)

@@ -1,0 +1,62 @@
+"""Finding a patient, and one patient's appointments, consents and text opt-out."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+
+from booking_service.console.auth import practitioner_scope
+from booking_service.console.common import clinic_or_none
+from booking_service.context import db_session
+from booking_service.patients.models import Patient
+from booking_service.patients.queries import (
+    consent_history,
+    is_patient_of,
+    opt_out_of,
+    opted_out_phones,
+    search_patients,
+)
+from booking_service.scheduling.queries import appointments_of
+
+MAX_QUERY = 100
+RESULTS = 50
+
+
+def search():
+    query = " ".join(request.args.get("q", "").split())[:MAX_QUERY]
+    session = db_session()
+    clinic = clinic_or_none()
+    found = []
+    if query:
+        found = search_patients(
+            session,
+            query,
+            country=clinic.country if clinic else "CA",
+            limit=RESULTS,
+            practitioner_id=practitioner_scope(),
+        )
+    return render_template(
+        "staff/patients.html",
+        nav="patients",
+        query=query,
+        patients=found,
+        opted_out=opted_out_phones(session, [p.phone for p in found]),
+        limit=RESULTS,
+    )
+
+
+def show(patient_id: int):
+    session = db_session()
+    patient = session.get(Patient, patient_id)
+    scope = practitioner_scope()
+    if patient is None or (scope is not None and not is_patient_of(session, patient.id, scope)):
+        abort(404)
+    clinic = clinic_or_none()
+    return render_template(
+        "staff/patient.html",
+        nav="patients",
+        patient=patient,
+        appointments=appointments_of(session, patient.id, practitioner_id=scope),
+        consents=consent_history(session, patient),
+        opt_out=opt_out_of(session, patient.phone),
+        clinic_tz=clinic.timezone if clinic else "UTC",
+    )

@@ -1,0 +1,204 @@
+"""Reading the schedule for staff: the day and week boards, a patient's appointments, and the
+free times staff may offer a caller.
+
+Read-only; each function takes a session and plain values. Appointments come with their
+patient, practitioner, location and service in the same query (``lazy="joined"``), so a board
+costs a fixed number of queries whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from booking_service.clinic.models import Location, Practitioner, WorkingHours
+from booking_service.clinic.queries import bookable, get_clinic
+from booking_service.scheduling import availability, slots
+from booking_service.scheduling.availability import Slot
+from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.operations import appointments_on
+
+WEEK_DAYS = 7
+
+
+@dataclass(frozen=True)
+class DayColumn:
+    """One practitioner's appointments of the day, in time order."""
+
+    practitioner: Practitioner
+    appointments: list[Appointment]
+
+
+@dataclass(frozen=True)
+class WeekRow:
+    """One practitioner's week: ``days[i]`` holds the active appointments of ``monday + i``."""
+
+    practitioner: Practitioner
+    days: list[list[Appointment]]
+
+    @property
+    def total(self) -> int:
+        return sum(len(day) for day in self.days)
+
+
+def _practitioners_working(
+    session: Session, *, location_id: int, first_day: date, last_day: date, practitioner_id: int | None
+) -> list[Practitioner]:
+    """Active practitioners with working hours at the location on any day of the range."""
+    weekdays = {(first_day + timedelta(days=i)).weekday() for i in range(min((last_day - first_day).days + 1, 7))}
+    query = (
+        select(Practitioner)
+        .join(WorkingHours, WorkingHours.practitioner_id == Practitioner.id)
+        .where(
+            Practitioner.active.is_(True),
+            WorkingHours.location_id == location_id,
+            WorkingHours.weekday.in_(weekdays),
+            or_(WorkingHours.valid_from.is_(None), WorkingHours.valid_from <= last_day),
+            or_(WorkingHours.valid_until.is_(None), WorkingHours.valid_until >= first_day),
+        )
+        .distinct()
+    )
+    if practitioner_id is not None:
+        query = query.where(Practitioner.id == practitioner_id)
+    return list(session.scalars(query))
+
+
+def _merge(working: list[Practitioner], appointments: list[Appointment]) -> list[Practitioner]:
+    """Everyone working, plus anyone with an appointment anyway (hours changed since), by id."""
+    people = {p.id: p for p in working}
+    for appointment in appointments:
+        people.setdefault(appointment.practitioner_id, appointment.practitioner)
+    return [people[key] for key in sorted(people)]
+
+
+def day_schedule(
+    session: Session,
+    day: date,
+    *,
+    location: Location,
+    practitioner_id: int | None = None,
+    include_cancelled: bool = False,
+) -> list[DayColumn]:
+    """The local ``day`` at ``location``: one column per practitioner working there that day or
+    having an appointment there, each in time order. Cancelled appointments only on request."""
+    found = appointments_on(
+        session, day, location_id=location.id, practitioner_id=practitioner_id, tz_name=location.timezone
+    )
+    if not include_cancelled:
+        found = [a for a in found if a.status != "cancelled"]
+    working = _practitioners_working(
+        session, location_id=location.id, first_day=day, last_day=day, practitioner_id=practitioner_id
+    )
+    by_practitioner: dict[int, list[Appointment]] = defaultdict(list)
+    for appointment in found:
+        by_practitioner[appointment.practitioner_id].append(appointment)
+    return [DayColumn(p, by_practitioner[p.id]) for p in _merge(working, found)]
+
+
+def appointments_between(
+    session: Session,
+    first_day: date,
+    last_day: date,
+    *,
+    location: Location,
+    practitioner_id: int | None = None,
+    include_cancelled: bool = False,
+) -> list[Appointment]:
+    """Appointments at ``location`` starting on the local days first_day..last_day, in time order."""
+    tz = ZoneInfo(location.timezone)
+    start = availability.local_day_bounds(first_day, tz).start
+    end = availability.local_day_bounds(last_day, tz).end
+    query = select(Appointment).where(
+        Appointment.location_id == location.id, Appointment.start_at >= start, Appointment.start_at < end
+    )
+    if practitioner_id is not None:
+        query = query.where(Appointment.practitioner_id == practitioner_id)
+    if not include_cancelled:
+        query = query.where(Appointment.status != "cancelled")
+    return list(session.scalars(query.order_by(Appointment.start_at, Appointment.practitioner_id)))
+
+
+def week_schedule(
+    session: Session, monday: date, *, location: Location, practitioner_id: int | None = None
+) -> list[WeekRow]:
+    """The seven local days from ``monday`` at ``location``: one row per practitioner working
+    there that week or having an appointment there; cancelled appointments are left out."""
+    sunday = monday + timedelta(days=WEEK_DAYS - 1)
+    found = appointments_between(session, monday, sunday, location=location, practitioner_id=practitioner_id)
+    working = _practitioners_working(
+        session, location_id=location.id, first_day=monday, last_day=sunday, practitioner_id=practitioner_id
+    )
+    tz = ZoneInfo(location.timezone)
+    cells: dict[int, list[list[Appointment]]] = defaultdict(lambda: [[] for _ in range(WEEK_DAYS)])
+    for appointment in found:
+        index = (appointment.start_at.astimezone(tz).date() - monday).days
+        cells[appointment.practitioner_id][index].append(appointment)
+    return [WeekRow(p, cells[p.id]) for p in _merge(working, found)]
+
+
+def appointments_of(session: Session, patient_id: int, *, practitioner_id: int | None = None) -> list[Appointment]:
+    """Every appointment of the patient (with ``practitioner_id``: only with them), newest first."""
+    query = select(Appointment).where(Appointment.patient_id == patient_id)
+    if practitioner_id is not None:
+        query = query.where(Appointment.practitioner_id == practitioner_id)
+    return list(session.scalars(query.order_by(Appointment.start_at.desc(), Appointment.id.desc())).unique())
+
+
+def reschedule_options(session: Session, appointment: Appointment, *, now: datetime, days: int = 14) -> list[Slot]:
+    """Free times to move ``appointment`` to: same service, location and practitioner, from
+    today for ``days`` local days, its own current time left out."""
+    location = appointment.location
+    today = slots.local_date(now, location)
+    found = slots.find_slots(
+        session,
+        clinic=get_clinic(session),
+        service=appointment.service,
+        location=location,
+        practitioners=[appointment.practitioner],
+        first_day=today,
+        last_day=today + timedelta(days=days - 1),
+        now=now,
+        ignore_appointment_id=appointment.id,
+    )
+    return [slot for slot in found if slot.start != appointment.start_at]
+
+
+def staff_slots(
+    session: Session,
+    *,
+    service_id: int,
+    location_id: int,
+    practitioner_id: int | None,
+    first_day: date,
+    days: int,
+    now: datetime,
+) -> list[Slot]:
+    """Free times a staff member may book for a caller: any active service (staff-only ones
+    too) at the location, with one practitioner or anyone, for ``days`` local days from
+    ``first_day``. "Anyone" gives one slot per start (the first practitioner free then).
+
+    Raises NotFound (unknown service or location) or ValidationFailed (that practitioner does
+    not offer the service there), like :func:`booking_service.clinic.queries.bookable`.
+    """
+    service, location, candidates = bookable(
+        session, service_id=service_id, location_id=location_id, practitioner_id=practitioner_id, staff=True
+    )
+    found = slots.find_slots(
+        session,
+        clinic=get_clinic(session),
+        service=service,
+        location=location,
+        practitioners=candidates,
+        first_day=first_day,
+        last_day=first_day + timedelta(days=days - 1),
+        now=now,
+    )
+    unique: dict[datetime, Slot] = {}
+    for slot in found:
+        unique.setdefault(slot.start, slot)
+    return list(unique.values())
