@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from booking_service.console.auth import can_see
-from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_instant, run, slots_by_day
+from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot_value, run, slots_by_day
 from booking_service.context import db_session, utcnow
 from booking_service.messaging.queries import messages_of
 from booking_service.patients.queries import opt_out_of
@@ -89,7 +89,7 @@ def reschedule(appointment_id: int):
     POST: move the appointment to the chosen one."""
     appointment = _visible(appointment_id)
     if request.method == "POST":
-        start = parse_instant(request.form.get("start"))
+        start = parse_slot_value(request.form.get("start"))
         if start is None:
             flash("Choose a new time.", "error")
             return redirect(url_for("console.reschedule", appointment_id=appointment_id))

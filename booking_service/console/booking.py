@@ -18,8 +18,8 @@ from booking_service.console.common import (
     fmt_when,
     local_today,
     parse_date,
-    parse_instant,
     parse_int,
+    parse_slot_value,
     slots_by_day,
     staff_message,
 )
@@ -153,7 +153,7 @@ def submit():
         red_flags={key: form.get(f"rf_{key}") == "yes" for key in RED_FLAGS},
         start=form.get("start", ""),
     )
-    start_at = parse_instant(values["start"])
+    start_at = parse_slot_value(values["start"])
     if start_at is None:
         return _render(choice, values=values, errors={"start": "Choose a time."}, error="Choose a time.", status=422)
     if choice["service_id"] is None or choice["location_id"] is None:

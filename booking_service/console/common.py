@@ -3,24 +3,28 @@ the chosen location, and running one operation with its outcome flashed."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from itertools import groupby
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from flask import Response, current_app, flash, g, redirect, request, session, url_for
+from flask import Response, flash, g, redirect, request, session
 
 from booking_service.clinic.models import ClinicSettings, Location
 from booking_service.clinic.queries import active_locations, get_clinic
 from booking_service.context import db_session, utcnow
 from booking_service.errors import DomainError, NotFound
+from booking_service.form_values import (  # noqa: F401  (re-exported for the console's views)
+    asset_url,
+    parse_date,
+    parse_int,
+    parse_slot_value,
+    slot_value,
+)
 from booking_service.scheduling.availability import Slot
 
 LOCATION_KEY = "staff_location"
-FIRST_YEAR, LAST_YEAR = 2000, 2200  # dates outside are typos, and far ones overflow date maths
 
 STATUS_LABELS = {
     "booked": "Booked",
@@ -41,34 +45,6 @@ RED_FLAG_LABELS = {
 
 
 # --- parsing ---------------------------------------------------------------------------------------
-
-
-def parse_int(raw: str | None) -> int | None:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
-
-
-def parse_date(raw: str | None) -> date | None:
-    try:
-        value = date.fromisoformat((raw or "").strip()[:10])
-    except ValueError:
-        return None
-    return value if FIRST_YEAR <= value.year <= LAST_YEAR else None
-
-
-def parse_instant(raw: str | None) -> datetime | None:
-    """A start as forms carry it (ISO 8601 with an offset), in UTC; None when not one."""
-    if not raw or len(raw) > 40:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        return None
-    return value.astimezone(UTC) if value.tzinfo is not None else None
-
-
-def slot_value(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat(timespec="minutes")
 
 
 # --- the clinic and the chosen location ----------------------------------------------------------
@@ -155,21 +131,6 @@ def display_phone(number: str | None) -> str:
 def slots_by_day(slots: Iterable[Slot], tz_name: str) -> list[tuple[date, list[Slot]]]:
     zone = _zone(tz_name)
     return [(day, list(group)) for day, group in groupby(slots, key=lambda s: s.start.astimezone(zone).date())]
-
-
-_asset_versions: dict[tuple[str, float], str] = {}
-
-
-def asset_url(filename: str) -> str:
-    """The static file's URL with a content hash (the app caches ``?v=`` URLs for a year)."""
-    path = Path(current_app.static_folder) / filename
-    try:
-        key = (filename, path.stat().st_mtime)
-    except OSError:
-        return url_for("static", filename=filename)
-    if key not in _asset_versions:
-        _asset_versions[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    return url_for("static", filename=filename, v=_asset_versions[key])
 
 
 # --- running one operation -------------------------------------------------------------------------

@@ -3,16 +3,15 @@ template helpers, security headers, error pages). The controllers live beside th
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import phonenumbers
-from flask import Blueprint, Flask, current_app, g, get_flashed_messages, request, url_for
+from flask import Blueprint, Flask, g, get_flashed_messages, request
 from flask_wtf.csrf import CSRFError
 
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
+from booking_service.form_values import asset_url
 from booking_service.web import booking, i18n, manage, waitlist
 from booking_service.web.common import HONEYPOT_FIELD, current_clinic, page, private
 from booking_service.web.theme import palette
@@ -108,21 +107,6 @@ def _bad_request(_error):
 @bp.errorhandler(429)
 def _too_many(_error):
     return private(page("pages/error.html", 429, reason="too_many"))
-
-
-_asset_versions: dict[tuple[str, float], str] = {}
-
-
-def asset_url(filename: str) -> str:
-    """The static file's URL with a content hash, so browsers may cache it for long."""
-    path = Path(current_app.static_folder) / filename
-    try:
-        key = (filename, path.stat().st_mtime)
-    except OSError:
-        return url_for("static", filename=filename)
-    if key not in _asset_versions:
-        _asset_versions[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    return url_for("static", filename=filename, v=_asset_versions[key])
 
 
 def language_url(code: str) -> str:

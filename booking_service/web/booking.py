@@ -26,6 +26,7 @@ from booking_service.errors import (
     SlotUnavailable,
     ValidationFailed,
 )
+from booking_service.form_values import parse_date
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.operations import BookingRequest, book, find_by_token
 from booking_service.scheduling.tokens import manage_path
@@ -43,7 +44,7 @@ from booking_service.web.common import (
     private,
     slot_value,
 )
-from booking_service.web.forms import REASON_MAX, RED_FLAG_QUESTIONS, check_details, parse_date, read_details
+from booking_service.web.forms import REASON_MAX, RED_FLAG_QUESTIONS, check_details, read_details
 from booking_service.web.picker import week_of_slots
 
 CONFIRMED_KEY = "booked_token"

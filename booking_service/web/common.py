@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Response, g, make_response, render_template
 from flask_babel import gettext as _
@@ -12,6 +12,7 @@ from booking_service.clinic.models import ClinicSettings
 from booking_service.clinic.queries import get_clinic
 from booking_service.context import db_session, utcnow
 from booking_service.errors import DomainError, NotFound
+from booking_service.form_values import parse_int, parse_slot_value, slot_value  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -54,32 +55,6 @@ def is_bot(form) -> bool:
         log.info("honeypot field filled in: post refused")
         return True
     return False
-
-
-def slot_value(instant: datetime) -> str:
-    """How a start travels in forms: UTC, minute precision (``2026-11-24T14:00Z``)."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
-
-
-def parse_slot_value(raw: str | None) -> datetime | None:
-    if not raw or len(raw) > 40:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        return None
-    return value.astimezone(UTC)
-
-
-def parse_int(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 9:
-        return None
-    return int(raw)
 
 
 # Field messages in the page's language. The domain's own texts are English and written for

@@ -7,13 +7,13 @@ of email and phone numbers is the domain's (``patients.operations``), called, no
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from booking_service.errors import ValidationFailed
+from booking_service.form_values import parse_date
 from booking_service.patients.operations import normalise_email, normalise_phone
 from booking_service.web.draft import RED_FLAG_KEYS
 from booking_service.web.i18n import LANGUAGES
@@ -145,13 +145,6 @@ def read_waitlist(form) -> dict[str, Any]:
     values["latest_date"] = _text(form, "latest_date", 10)
     values["notes"] = (form.get("notes") or "").strip()[: NOTES_MAX + 1]
     return values
-
-
-def parse_date(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw)
-    except (TypeError, ValueError):
-        return None
 
 
 WAITLIST_ORDER = ("earliest_date", "latest_date", "notes", *DETAILS_ORDER[:8])

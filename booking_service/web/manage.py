@@ -19,12 +19,12 @@ from flask_babel import refresh
 from booking_service.clinic.models import Service
 from booking_service.context import db_session, settings
 from booking_service.errors import DomainError, LateCancellationBlocked, NotFound, SlotTaken, SlotUnavailable
+from booking_service.form_values import parse_date
 from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
 from booking_service.scheduling.operations import cancel, find_by_token, inside_cancellation_window, reschedule
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
 from booking_service.web.common import current_clinic, domain_message, now, page, parse_slot_value, private, slot_value
-from booking_service.web.forms import parse_date
 from booking_service.web.picker import week_of_slots
 
 # Why patients cancel, for staff (stored in English) and for the form (translated).

@@ -8,6 +8,7 @@ from flask import abort, g, redirect, request, session, url_for
 
 from booking_service.context import db_session
 from booking_service.errors import DomainError, ValidationFailed
+from booking_service.form_values import parse_date
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import slots as slot_search
 from booking_service.waitlist.operations import WaitlistRequest, join_waitlist
@@ -23,7 +24,7 @@ from booking_service.web.common import (
     page,
     private,
 )
-from booking_service.web.forms import check_waitlist, parse_date, read_waitlist
+from booking_service.web.forms import check_waitlist, read_waitlist
 
 JOINED_KEY = "waitlist_joined"
 DEFAULT_SPAN_DAYS = 28
