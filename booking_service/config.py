@@ -100,6 +100,9 @@ class Settings:
     EMAIL_FROM: str = "clinic@localhost"
     SCHEDULER_POLL_SECONDS: float = 5.0
     SCHEDULER_THREADS: int = 8
+    # How long a claimed message stays reserved for its worker; a dead worker's messages are
+    # recovered once it expires (plus one reaper sweep), so keep it well under 60 s.
+    SCHEDULER_LEASE_SECONDS: float = 30.0
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
     INSTANCE_DIR: str = str(DEFAULT_INSTANCE_DIR)
@@ -175,6 +178,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["SMTP_STARTTLS"] = _parse_bool("SMTP_STARTTLS", raw)
     if (raw := get("SCHEDULER_POLL_SECONDS")) is not None:
         values["SCHEDULER_POLL_SECONDS"] = _parse_float("SCHEDULER_POLL_SECONDS", raw, minimum=0.1)
+    if (raw := get("SCHEDULER_LEASE_SECONDS")) is not None:
+        values["SCHEDULER_LEASE_SECONDS"] = _parse_float("SCHEDULER_LEASE_SECONDS", raw, minimum=1.0)
     if (raw := get("SCHEDULER_THREADS")) is not None:
         values["SCHEDULER_THREADS"] = _parse_int("SCHEDULER_THREADS", raw, minimum=1)
     if (raw := get("RATELIMIT_ENABLED")) is not None:

@@ -51,6 +51,7 @@ CHECK_IN_OPENS = timedelta(hours=2)
 # A manage link keeps showing the booking for this long after the visit (then: unknown link).
 TOKEN_LIFETIME_AFTER_END = timedelta(days=30)
 ALTERNATIVES = 5
+TAKEN_MESSAGE = "That time was just taken. Please choose another time."
 # PostgreSQL: deadlock detected, serialization failure.
 DEADLOCK_STATES = frozenset({"40P01", "40001"})
 
@@ -161,7 +162,7 @@ def _check_start(
         ignore_appointment_id=ignore_appointment_id,
     )
     if on_grid:
-        raise SlotTaken("That time was just taken. Please choose another time.", alternatives=alternatives)
+        raise SlotTaken(TAKEN_MESSAGE, alternatives=alternatives)
     raise SlotUnavailable(
         "That time is not available for booking. Please choose one of the free times.",
         fields={"start": "Choose a start time from /api/v1/availability."},
@@ -279,7 +280,7 @@ def _flush_or_raise_taken(session: Session, *, clinic, service, location, candid
             now=now,
             ignore_appointment_id=ignore,
         )
-        raise SlotTaken("That time was just taken. Please choose another time.", alternatives=alternatives) from None
+        raise SlotTaken(TAKEN_MESSAGE, alternatives=alternatives) from None
 
 
 def find_by_token(session: Session, token: str, *, now: datetime) -> Appointment:
