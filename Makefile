@@ -27,7 +27,7 @@ install-dev: $(VENV)/.dev
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
-	$(PY) scripts/run_demo.py --port $(PORT)
+	$(PY) -m scripts.run_demo --port $(PORT)
 
 ## Browser tests drive Debian's Chromium (never a downloaded browser) and inject axe-core from npm.
 browser-deps:
