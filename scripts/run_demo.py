@@ -15,7 +15,12 @@ import time
 from booking_service.demo import DEMO_LOGINS
 
 
+def _stop(_signum, _frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops both children the same way Ctrl-C does
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
