@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, render_template
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from booking_service.console import appointments, auth, booking, inbox, patients, schedule, waitlist
+from booking_service.console import appointments, auth, booking, inbox, patients, schedule, settings, waitlist
 from booking_service.console.auth import desk_only
 from booking_service.console.common import (
     STATUS_LABELS,
@@ -61,6 +61,19 @@ bp.add_url_rule("/inbox/<int:message_id>/opt-out", "inbox_opt_out", desk_only(in
 bp.add_url_rule("/waitlist", "waitlist", desk_only(waitlist.index))
 bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", desk_only(waitlist.offered), methods=["POST"])
 bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", desk_only(waitlist.remove), methods=["POST"])
+# --- schedule and settings (hours: practitioners view their own; saving is the desk's) ------------
+bp.add_url_rule("/hours", "hours", settings.hours)
+bp.add_url_rule("/hours", "hours_save", settings.hours_save, methods=["POST"])
+bp.add_url_rule("/time-off", "time_off", desk_only(settings.time_off))
+bp.add_url_rule("/time-off", "time_off_add", desk_only(settings.time_off_add), methods=["POST"])
+bp.add_url_rule(
+    "/time-off/<int:time_off_id>/remove", "time_off_remove", desk_only(settings.time_off_remove), methods=["POST"]
+)
+bp.add_url_rule("/closures", "closure_add", desk_only(settings.closure_add), methods=["POST"])
+bp.add_url_rule(
+    "/closures/<int:closure_id>/remove", "closure_remove", desk_only(settings.closure_remove), methods=["POST"]
+)
+bp.add_url_rule("/settings", "settings", settings.admin_only(settings.policy), methods=["GET", "POST"])
 
 
 bp.before_request(auth.require_login)
