@@ -60,6 +60,7 @@ bp.add_url_rule("/inbox/<int:message_id>/handled", "inbox_handled", desk_only(in
 bp.add_url_rule("/inbox/<int:message_id>/opt-out", "inbox_opt_out", desk_only(inbox.opt_out), methods=["POST"])
 bp.add_url_rule("/waitlist", "waitlist", desk_only(waitlist.index))
 bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", desk_only(waitlist.offered), methods=["POST"])
+bp.add_url_rule("/waitlist/<int:entry_id>/offer", "waitlist_offer", desk_only(waitlist.send_offer), methods=["POST"])
 bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", desk_only(waitlist.remove), methods=["POST"])
 # --- schedule and settings (hours: practitioners view their own; saving is the desk's) ------------
 bp.add_url_rule("/hours", "hours", settings.hours)

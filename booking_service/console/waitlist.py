@@ -28,6 +28,16 @@ def offered(entry_id: int):
     return run(operation, then=url_for("console.waitlist"))
 
 
+def send_offer(entry_id: int):
+    def operation() -> str:
+        entry, sent = offers.offer(db_session(), entry_id, now=utcnow())
+        if not sent:
+            return f"{entry.patient.display_name} agreed to no texts or emails: please phone them."
+        return f"Offer sent to {entry.patient.display_name} ({sent} message{'s' if sent > 1 else ''})."
+
+    return run(operation, then=url_for("console.waitlist"))
+
+
 def remove(entry_id: int):
     def operation() -> str:
         entry = offers.remove_entry(db_session(), entry_id)

@@ -381,3 +381,44 @@ def reply(
         ],
     )
     return added[0] if added else None
+
+
+def waitlist_offer(
+    session: Session,
+    patient: Patient,
+    *,
+    entry_id: int,
+    start: datetime | None,
+    timezone: str,
+    location_name: str,
+    link: str,
+    now: datetime,
+) -> list[OutboxMessage]:
+    """Plan a ``waitlist_offer`` (due now; held for quiet hours by the worker) on every channel
+    the patient agreed to: a time opened up (``start``, or any time when None), and a link to
+    book it. Not transactional, so e-mail needs consent like SMS. Returns the rows planned;
+    offering the same entry the same time twice plans nothing."""
+    payload = {"timezone": timezone, "location_name": location_name, "link": link}
+    stamp = _stamp(start) if start is not None else "open"
+    if start is not None:
+        payload["start"] = start.astimezone(UTC).isoformat()
+    rows = []
+    for channel, allowed, to in (
+        ("email", email_allowed(patient, transactional=False), patient.email),
+        ("sms", sms_allowed(session, patient), patient.phone),
+    ):
+        if allowed:
+            rows.append(
+                _row(
+                    None,
+                    patient,
+                    kind="waitlist_offer",
+                    channel=channel,
+                    to=to,
+                    due=now,
+                    key=f"waitlist:{entry_id}:{channel}:{stamp}",
+                    now=now,
+                    payload=payload,
+                )
+            )
+    return _insert(session, rows)

@@ -35,6 +35,7 @@ from booking_service.messaging import planning
 from booking_service.patients.operations import PatientDetails, clean_details, find_or_create_patient
 from booking_service.scheduling import availability, slots, tokens
 from booking_service.scheduling.models import ACTIVE_STATUSES, RED_FLAGS, Appointment
+from booking_service.waitlist import offers
 
 # Allowed status changes. Completed, no-show and cancelled are final, except that a no-show can
 # be undone by checking the patient in (they arrived late).
@@ -398,7 +399,8 @@ def cancel(
 
     Inside the clinic's cancellation window a patient's cancellation is refused with
     LateCancellationBlocked under the "block" policy, or recorded as late under "record".
-    Raises InvalidTransition when already cancelled, finished or started.
+    Raises InvalidTransition when already cancelled, finished or started. The freed time is
+    offered to the longest-waiting matching waitlist entry, if any.
     """
     appointment = _lock(session, appointment_id)
     clinic = get_clinic(session)
@@ -418,6 +420,7 @@ def cancel(
     appointment.updated_at = now
     session.flush()
     planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
+    offers.offer_freed_time(session, appointment, clinic=clinic, now=now)
     return appointment
 
 
