@@ -135,6 +135,41 @@ def session(database):
     session.close()
 
 
+# --- local doubles of Twilio and SMTP (real protocols, loopback only) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def _fake_server():
+    from tests.support.fake_twilio import FakeTwilio
+
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(_fake_server):
+    """The local Twilio-compatible server, emptied, answering at once, with Twilio's page size."""
+    _fake_server.reset()
+    _fake_server.latency = 0.0
+    _fake_server.max_page_size = 1000
+    return _fake_server
+
+
+@pytest.fixture(scope="session")
+def _smtp_server():
+    from tests.support.smtp_server import SmtpServer
+
+    with SmtpServer() as smtp:
+        yield smtp
+
+
+@pytest.fixture
+def smtp(_smtp_server):
+    """The local SMTP server (aiosmtpd), emptied and accepting everything."""
+    _smtp_server.reset()
+    return _smtp_server
+
+
 # --- factories ---------------------------------------------------------------------------------
 
 

@@ -32,31 +32,6 @@ WORKER = "host:1:aaaa"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def _fake_server():
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_fake_server: FakeTwilio) -> FakeTwilio:
-    _fake_server.reset()
-    _fake_server.latency = 0.0
-    return _fake_server
-
-
-@pytest.fixture(scope="module")
-def _smtp_server():
-    with SmtpServer() as smtp:
-        yield smtp
-
-
-@pytest.fixture
-def smtp(_smtp_server: SmtpServer) -> SmtpServer:
-    _smtp_server.reset()
-    return _smtp_server
-
-
 @pytest.fixture
 def settings(fake: FakeTwilio, smtp: SmtpServer) -> Settings:
     return Settings(SECRET_KEY=SECRET, PUBLIC_BASE_URL="http://testserver.local").with_overrides(

@@ -46,20 +46,6 @@ STATUS_URL = "http://127.0.0.1:5000/webhooks/twilio/status"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def _fake_server():
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_fake_server: FakeTwilio) -> FakeTwilio:
-    _fake_server.reset()
-    _fake_server.latency = 0.0
-    _fake_server.max_page_size = 1000
-    return _fake_server
-
-
 @pytest.fixture
 def twilio(fake: FakeTwilio) -> SmsTransport:
     return build_sms_transport(fake.config())

@@ -32,19 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 PHONE = "+14165550123"
 
 
-@pytest.fixture(scope="module")
-def _fake_server():
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_fake_server: FakeTwilio) -> FakeTwilio:
-    _fake_server.reset()
-    _fake_server.latency = 0.0
-    return _fake_server
-
-
 @pytest.fixture
 def patient_id(database, make_clinic) -> int:
     make_clinic()
