@@ -17,9 +17,12 @@ For each, measured with ``time.perf_counter`` in a fresh session per call (what 
 whole    ``slots.find_slots``: the database fetch and the engine;
 fetch    the statements ``load_calendars`` sends (hours; busy appointments and time off in one
          UNION ALL; closures), compiled once by SQLAlchemy and replayed raw on the DBAPI
-         connection, rows fetched as plain tuples: the floor;
+         connection of the same pool (psycopg, sessions in UTC), rows fetched as plain tuples:
+         the floor. Before measuring, the bench checks that ``find_slots`` sends exactly these
+         SQL texts and parameters, so both fetch the same rows the same way;
 load     ``slots.load_calendars`` alone: the fetch plus building the engine's input;
-engine   ``availability.free_slots_any`` on calendars loaded beforehand: pure computation.
+engine   ``availability.free_slots_any`` on calendars loaded beforehand (as ``load_calendars``
+         returns them): pure computation, the busy index rebuilt on every call.
 
 The four are interleaved within each repetition (the machine is shared and noisy, so a ratio
 is only meaningful between figures of one run). Targets: p95 of "whole" <= 20 ms for (a) and
@@ -37,8 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, insert, select
 
 from bench.common import load_average, seed_demo, settle, summary, table, temporary_database, timed_ms
 from booking_service.clinic.models import (
@@ -230,6 +232,21 @@ def raw_statements(
     return statements
 
 
+def statements_sent(database: Database, run: Callable[[], object]) -> list[tuple[str, dict]]:
+    """The SQL and parameters ``run`` sends through ``database``'s engine."""
+    sent: list[tuple[str, dict]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    return sent
+
+
 def raw_fetch(dbapi_connection, statements: list[tuple[str, dict]]) -> int:
     """Run ``statements`` on the DBAPI connection and fetch every row as a plain tuple, with no
     SQLAlchemy result processing and no conversion. Returns the number of rows."""
@@ -282,6 +299,12 @@ class Probe:
                 tz=ZoneInfo(args["location"].timezone),
             )
             self.rows = raw_fetch(s.connection().connection.dbapi_connection, self.statements)
+            sent = statements_sent(
+                database,
+                lambda: slots.find_slots(s, **args, first_day=self.first_day, last_day=self.last_day, now=NOW),
+            )
+            if sent != self.statements:  # the floor must be the very SQL and parameters of "whole"
+                raise RuntimeError(f"find_slots sent other statements than the raw fetch replays: {sent}")
 
     def _args(self, s) -> dict:
         return {
@@ -371,21 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--appointments", type=int, default=2000)
-    parser.add_argument(
-        "--utc-session",
-        action="store_true",
-        help="also measure through connections whose TimeZone is UTC (libpq options=-c timezone=UTC)",
-    )
     args = parser.parse_args(argv)
 
     with temporary_database("bench_availability") as url:
-        databases = {"": Database(url)}
-        if args.utc_session:
-            utc_url = make_url(url).update_query_dict({"options": "-c timezone=UTC"})
-            databases[" [TimeZone=UTC]"] = Database(utc_url.render_as_string(hide_password=False))
+        # Database() opens PostgreSQL sessions in UTC (db.make_engine), as the app does.
+        database = Database(url)
         try:
-            loaded = load_data(databases[""], appointments=args.appointments)
-            with databases[""].session() as s:
+            loaded = load_data(database, appointments=args.appointments)
+            with database.session() as s:
                 location_id = s.scalars(select(Location.id).where(Location.name == "Downtown")).one()
                 service_id = s.scalars(select(Service.id).where(Service.name == SERVICE_NAME)).one()
                 everyone = list(
@@ -397,10 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             probes = [
                 Probe(database, case, service_id, location_id)
-                for suffix, database in databases.items()
                 for case in (
-                    Case(f"(a) one practitioner, 7 days{suffix}", everyone[:1], 7, 20.0),
-                    Case(f"(b) anyone ({len(everyone)}), {SPAN_DAYS} days{suffix}", everyone, SPAN_DAYS, 60.0),
+                    Case("(a) one practitioner, 7 days", everyone[:1], 7, 20.0),
+                    Case(f"(b) anyone ({len(everyone)}), {SPAN_DAYS} days", everyone, SPAN_DAYS, 60.0),
                 )
             ]
             settle()
@@ -408,8 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = measure(probes, repeat=args.repeat, warmup=args.warmup)
             load_after = load_average()
         finally:
-            for database in databases.values():
-                database.dispose()
+            database.dispose()
 
     print(
         f"PostgreSQL; {loaded.active} active + {loaded.cancelled} cancelled appointments over {SPAN_DAYS} days, "

@@ -764,3 +764,38 @@ def test_free_slots_match_a_brute_force_reading_of_the_contract(scenario):
     cal, arguments = scenario
 
     assert [s.start for s in free_slots(cal, **arguments)] == _reference_slots(cal, **arguments)
+
+
+# --- the database loader's fast path ---------------------------------------------------------------
+
+
+def _trusted(cal: PractitionerCalendar) -> PractitionerCalendar:
+    """The same calendar as slots.load_calendars builds it: busy time as UTC pairs, unchecked."""
+    pairs = [(b.start.astimezone(UTC), b.end.astimezone(UTC)) for b in cal.busy]
+    return PractitionerCalendar.from_trusted(cal.practitioner_id, cal.tz, cal.hours, pairs, cal.closed_days)
+
+
+def test_a_trusted_calendar_equals_the_checked_one_and_builds_its_intervals_when_read():
+    busy = (Interval(utc(5, 5, 15), utc(5, 5, 16)), Interval(utc(5, 5, 13), utc(5, 5, 14)))
+    checked = calendar(every_day("09:00", "17:00"), busy, closed_days=[TUESDAY + timedelta(days=1)])
+
+    trusted = _trusted(checked)
+
+    assert "busy" not in trusted.__dict__  # not built until someone reads it
+    assert trusted == checked and hash(trusted) == hash(checked) and repr(trusted) == repr(checked)
+    assert trusted.busy == busy and trusted.busy is trusted.busy
+    with pytest.raises(AttributeError):
+        trusted.no_such_field  # noqa: B018
+
+
+@PROPERTY_SETTINGS
+@given(scenarios())
+def test_trusted_calendars_give_the_same_slots_as_checked_ones(scenario):
+    cal, arguments = scenario
+    trusted = _trusted(cal)
+    other = PractitionerCalendar(cal.practitioner_id + 1, cal.tz, cal.hours[:1], cal.busy[:3], cal.closed_days)
+
+    assert free_slots(trusted, **arguments) == free_slots(cal, **arguments)
+    assert free_slots_any([_trusted(other), trusted], **arguments) == free_slots_any([other, cal], **arguments)
+    for slot in _spread(free_slots(cal, **arguments), 5):
+        assert is_free(trusted, slot.start, **_rules(arguments))

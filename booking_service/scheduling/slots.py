@@ -9,11 +9,11 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CompoundSelect, Select, bindparam, or_, select, union_all
+from sqlalchemy import CompoundSelect, DateTime, Select, bindparam, or_, select, type_coerce, union_all
 from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import (
@@ -26,7 +26,7 @@ from booking_service.clinic.models import (
     WorkingHours,
 )
 from booking_service.scheduling import availability
-from booking_service.scheduling.availability import Interval, PractitionerCalendar, Slot, WeeklyHours
+from booking_service.scheduling.availability import PractitionerCalendar, Slot, WeeklyHours
 from booking_service.scheduling.models import Appointment
 
 MAX_RANGE_DAYS = 62
@@ -48,47 +48,70 @@ class _CalendarQueries(NamedTuple):
 def _calendar_queries() -> _CalendarQueries:
     """The statements of :func:`load_calendars`, built once with bound parameters.
 
-    Building a select costs more than running a small one through SQLAlchemy's compiled cache,
-    and hours are read as plain rows, not ORM objects (bench/availability.py measured both).
-    Built on first use, not at import, so importing this module configures no mappers.
+    Building a select costs more than running a small one through SQLAlchemy's compiled cache.
+    They are Core statements over the tables, not ORM ones: rows come back as plain tuples
+    without the ORM's result machinery, and the instants are selected as plain ``DateTime``
+    so that :func:`_utc` converts them (a no-op on PostgreSQL, whose sessions are in UTC)
+    instead of ``UTCDateTime`` calling ``astimezone`` on each value (bench/availability.py
+    measured the three). Built on first use, not at import, so importing this module
+    configures no mappers.
     """
+    hours_t, appointments_t = WorkingHours.__table__.c, Appointment.__table__.c
+    time_off_t, closures_t = TimeOff.__table__.c, Closure.__table__.c
     ids = bindparam("ids", expanding=True)
     span_start, span_end = bindparam("span_start"), bindparam("span_end")
     hours = select(
-        WorkingHours.practitioner_id,
-        WorkingHours.weekday,
-        WorkingHours.start_time,
-        WorkingHours.end_time,
-        WorkingHours.break_start,
-        WorkingHours.break_end,
-        WorkingHours.valid_from,
-        WorkingHours.valid_until,
+        hours_t.practitioner_id,
+        hours_t.weekday,
+        hours_t.start_time,
+        hours_t.end_time,
+        hours_t.break_start,
+        hours_t.break_end,
+        hours_t.valid_from,
+        hours_t.valid_until,
     ).where(
-        WorkingHours.practitioner_id.in_(ids),
-        WorkingHours.location_id == bindparam("location_id"),
-        or_(WorkingHours.valid_from.is_(None), WorkingHours.valid_from <= bindparam("last_day")),
-        or_(WorkingHours.valid_until.is_(None), WorkingHours.valid_until >= bindparam("first_day")),
+        hours_t.practitioner_id.in_(ids),
+        hours_t.location_id == bindparam("location_id"),
+        or_(hours_t.valid_from.is_(None), hours_t.valid_from <= bindparam("last_day")),
+        or_(hours_t.valid_until.is_(None), hours_t.valid_until >= bindparam("first_day")),
     )
-    appointments = select(Appointment.practitioner_id, Appointment.start_at, Appointment.busy_until).where(
-        Appointment.practitioner_id.in_(ids),
-        Appointment.status != "cancelled",
-        Appointment.start_at < span_end,
-        Appointment.busy_until > span_start,
+    # The comparisons keep the columns' UTCDateTime, so the bound instants are converted as
+    # usual (naive UTC on SQLite); only the selected values skip its result processing.
+    instant = DateTime(timezone=True)
+    appointments = select(
+        appointments_t.practitioner_id,
+        type_coerce(appointments_t.start_at, instant),
+        type_coerce(appointments_t.busy_until, instant),
+    ).where(
+        appointments_t.practitioner_id.in_(ids),
+        appointments_t.status != "cancelled",
+        appointments_t.start_at < span_end,
+        appointments_t.busy_until > span_start,
     )
-    time_off = select(TimeOff.practitioner_id, TimeOff.start_at, TimeOff.end_at).where(
-        TimeOff.practitioner_id.in_(ids), TimeOff.start_at < span_end, TimeOff.end_at > span_start
-    )
-    closed = select(Closure.day).where(
-        or_(Closure.location_id.is_(None), Closure.location_id == bindparam("location_id")),
-        Closure.day >= bindparam("first_day"),
-        Closure.day <= bindparam("last_day"),
+    time_off = select(
+        time_off_t.practitioner_id, type_coerce(time_off_t.start_at, instant), type_coerce(time_off_t.end_at, instant)
+    ).where(time_off_t.practitioner_id.in_(ids), time_off_t.start_at < span_end, time_off_t.end_at > span_start)
+    closed = select(closures_t.day).where(
+        or_(closures_t.location_id.is_(None), closures_t.location_id == bindparam("location_id")),
+        closures_t.day >= bindparam("first_day"),
+        closures_t.day <= bindparam("last_day"),
     )
     return _CalendarQueries(
         hours=hours,
         busy=union_all(appointments, time_off),
-        busy_ignoring=union_all(appointments.where(Appointment.id != bindparam("ignore")), time_off),
+        busy_ignoring=union_all(appointments.where(appointments_t.id != bindparam("ignore")), time_off),
         closed=closed,
     )
+
+
+def _utc(value: datetime) -> datetime:
+    """An instant from the database as an aware UTC datetime: PostgreSQL (sessions in UTC, see
+    db.py) returns it in UTC already, SQLite as naive UTC."""
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def load_calendars(
@@ -114,11 +137,16 @@ def load_calendars(
 
     queries = _calendar_queries()
     params = {"ids": ids, "location_id": location.id, "first_day": first_day, "last_day": last_day}
+    # Core statements do not autoflush: flush pending changes as the ORM would before a query,
+    # so that the calendars see this session's own unflushed bookings.
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
 
     hours: dict[int, list[WeeklyHours]] = defaultdict(list)
-    for practitioner_id, weekday, start, end, break_start, break_end, valid_from, valid_until in session.execute(
+    for practitioner_id, weekday, start, end, break_start, break_end, valid_from, valid_until in connection.execute(
         queries.hours, params
-    ):
+    ).fetchall():
         hours[practitioner_id].append(
             WeeklyHours(
                 weekday=weekday,
@@ -131,26 +159,23 @@ def load_calendars(
             )
         )
 
-    busy: dict[int, list[Interval]] = defaultdict(list)
+    busy: dict[int, list[tuple[datetime, datetime]]] = {practitioner_id: [] for practitioner_id in ids}
     busy_query = queries.busy
     busy_params = {"ids": ids, "span_start": span[0], "span_end": span[1]}
     if ignore_appointment_id is not None:
         busy_query = queries.busy_ignoring
         busy_params["ignore"] = ignore_appointment_id
-    for practitioner_id, start, end in session.execute(busy_query, busy_params):
-        busy[practitioner_id].append(Interval(start, end))
+    for practitioner_id, start, end in connection.execute(busy_query, busy_params).fetchall():
+        if start.tzinfo is not UTC:
+            start = _utc(start)
+        if end.tzinfo is not UTC:
+            end = _utc(end)
+        busy[practitioner_id].append((start, end))
 
-    closed = frozenset(session.scalars(queries.closed, params))
-    return [
-        PractitionerCalendar(
-            practitioner_id=p.id,
-            tz=tz,
-            hours=tuple(hours[p.id]),
-            busy=tuple(busy[p.id]),
-            closed_days=closed,
-        )
-        for p in practitioners
-    ]
+    closed = frozenset(connection.execute(queries.closed, params).scalars().all())
+    # The database's constraints already guarantee what PractitionerCalendar would check of the
+    # busy intervals (end after start), so they go in as plain pairs.
+    return [PractitionerCalendar.from_trusted(p.id, tz, tuple(hours[p.id]), busy[p.id], closed) for p in practitioners]
 
 
 def engine_options(clinic: ClinicSettings, service: Service, now: datetime) -> dict:

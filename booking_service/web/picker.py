@@ -19,9 +19,10 @@ from booking_service.web import i18n
 from booking_service.web.common import slot_value
 
 WEEK = 7
-# The first search covers this many days from today: a week, plus two so that a week opening
-# after a weekend (or on tomorrow) still needs a single search.
-FIRST_SEARCH = WEEK + 2
+# The first search covers this many days from today: a week, plus three so that a week opening
+# up to three days ahead still needs a single search (on a Friday after hours the first free day
+# is Monday, three days ahead: with two, every such page made a second search for one Sunday).
+FIRST_SEARCH = WEEK + 3
 # Beyond that, the first-free-day search looks this many days ahead per query.
 SEARCH_CHUNK = 14
 
