@@ -83,7 +83,7 @@ def browser():
     if not CHROMIUM.exists():
         pytest.fail(
             f"Chromium is missing at {CHROMIUM}: install it with `apt-get update && apt-get install -y chromium` "
-            "(never `playwright install`).",
+            "(Debian's browser, not one downloaded by Playwright).",
             pytrace=False,
         )
     if not AXE.exists():
