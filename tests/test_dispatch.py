@@ -347,6 +347,20 @@ def test_a_cancelled_appointments_reminder_is_skipped(
     assert len(fake.messages) == 1
 
 
+def test_a_follow_up_prompt_is_skipped_once_the_patient_has_booked_again(
+    database, fake, transports, settings, make_patient, make_appointment, make_message
+):
+    patient = make_patient()
+    visit = make_appointment(patient, NOW - timedelta(days=1), status="completed")
+    prompt = make_message(patient, kind="follow_up", appointment_id=visit)
+    make_appointment(patient, NOW + timedelta(days=6))
+
+    deliver(database, transports, settings)
+    skipped = row(database, prompt)
+    assert (skipped.status, skipped.error) == ("skipped", "the patient has booked their next visit")
+    assert fake.messages == []
+
+
 def test_a_reminder_is_never_sent_after_the_appointment_started(
     database, fake, transports, settings, make_patient, make_appointment, make_message
 ):

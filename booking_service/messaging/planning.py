@@ -252,7 +252,8 @@ def _reminders(
     _insert(session, rows)
 
 
-def _has_later_booking(session: Session, appointment: Appointment, now: datetime) -> bool:
+def has_later_booking(session: Session, appointment: Appointment, now: datetime) -> bool:
+    """Whether the patient has another active appointment starting after ``now``."""
     return (
         session.scalars(
             select(Appointment.id)
@@ -340,7 +341,7 @@ def status_changed(session, appointment, *, clinic, now, old_status) -> None:
             reason=f"appointment {status.replace('_', ' ')}",
             now=now,
         )
-        if status == "completed" and clinic.follow_up_prompt and not _has_later_booking(session, appointment, now):
+        if status == "completed" and clinic.follow_up_prompt and not has_later_booking(session, appointment, now):
             _follow_up(session, appointment, now=now)
 
 

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import ClinicSettings
 from booking_service.db import is_sqlite
-from booking_service.messaging import rules
+from booking_service.messaging import planning, rules
 from booking_service.messaging.models import OutboxMessage
 from booking_service.messaging.transports import Email, Sms
 from booking_service.patients.models import Patient, SmsOptOut
@@ -141,6 +141,8 @@ def _appointment_rule(session, message: OutboxMessage, clinic, now: datetime) ->
     if message.kind == "follow_up":
         if status in ("cancelled", "no_show"):
             return skip(f"the appointment is {_status_words(status)}")
+        if planning.has_later_booking(session, appointment, now):
+            return skip("the patient has booked their next visit")
         return SEND
     if status not in ACTIVE_STATUSES:
         return skip(f"the appointment is {_status_words(status)}")
