@@ -288,6 +288,19 @@ def test_check_in_and_no_show_change_the_status(desk, booked, database, frozen):
     assert "Marked as a no-show." in flashed(desk)
 
 
+def test_the_appointment_page_offers_only_the_status_changes_possible_now(desk, booked, frozen):
+    appointment_id = booked(TUESDAY_10)  # tomorrow at 10:00
+    page = text(desk.get(f"/staff/appointments/{appointment_id}"))
+    assert 'value="confirmed"' in page
+    for later in ("checked_in", "completed", "no_show"):
+        assert f'value="{later}"' not in page
+
+    frozen.move_to(local("2026-11-24", "10:05"))
+    page = text(desk.get(f"/staff/appointments/{appointment_id}"))
+    for now_possible in ("checked_in", "completed", "no_show"):
+        assert f'value="{now_possible}"' in page
+
+
 def test_a_disallowed_status_change_is_shown_as_an_error_not_a_crash(desk, booked, database):
     appointment_id = booked(TUESDAY_10)
 

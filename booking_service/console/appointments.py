@@ -41,7 +41,7 @@ def _here(appointment_id: int) -> str:
 def show(appointment_id: int):
     session = db_session()
     appointment = _visible(appointment_id)
-    allowed = operations.TRANSITIONS[appointment.status]
+    allowed = operations.statuses_allowed_now(appointment, utcnow())
     return render_template(
         "staff/appointment.html",
         nav="day",

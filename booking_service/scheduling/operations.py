@@ -445,10 +445,8 @@ def set_status(session: Session, appointment_id: int, status: str, *, now: datet
         raise InvalidTransition(
             f"An appointment that is {old.replace('_', ' ')} cannot become {status.replace('_', ' ')}."
         )
-    if status == "checked_in" and now < appointment.start_at - CHECK_IN_OPENS:
-        raise InvalidTransition("Check-in opens two hours before the appointment.")
-    if status in ("completed", "no_show") and now < appointment.start_at:
-        raise InvalidTransition(f"An appointment can be marked {status.replace('_', ' ')} once it has started.")
+    if (too_early := _too_early(appointment, status, now)) is not None:
+        raise InvalidTransition(too_early)
     appointment.status = status
     setattr(appointment, f"{status}_at", now)
     appointment.updated_at = now
@@ -456,6 +454,21 @@ def set_status(session: Session, appointment_id: int, status: str, *, now: datet
     clinic = get_clinic(session)
     planning.status_changed(session, appointment, clinic=clinic, now=now, old_status=old)
     return appointment
+
+
+def _too_early(appointment: Appointment, status: str, now: datetime) -> str | None:
+    """Why ``status`` cannot be set yet, or None: check-in opens two hours ahead; completed and
+    no-show wait for the start."""
+    if status == "checked_in" and now < appointment.start_at - CHECK_IN_OPENS:
+        return "Check-in opens two hours before the appointment."
+    if status in ("completed", "no_show") and now < appointment.start_at:
+        return f"An appointment can be marked {status.replace('_', ' ')} once it has started."
+    return None
+
+
+def statuses_allowed_now(appointment: Appointment, now: datetime) -> frozenset[str]:
+    """The statuses :func:`set_status` would accept for this appointment at ``now``."""
+    return frozenset(s for s in TRANSITIONS[appointment.status] if _too_early(appointment, s, now) is None)
 
 
 def next_appointment_for_phone(session: Session, phone: str, *, now: datetime) -> Appointment | None:
