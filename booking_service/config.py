@@ -2,8 +2,8 @@
 
 Contract (see ../shared/DESIGN.md, "Configuration"): every variable of the table is read here and
 nowhere else. A value that cannot be parsed is an error naming the variable; it is never silently
-replaced by a default. ``SECRET_KEY`` is required outside development; in development a random key
-is generated once and kept under ``instance/``.
+replaced by a default. ``SECRET_KEY`` is required outside development (``APP_ENV`` other than ``development``); in
+development a random key is generated once and kept under ``instance/``.
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     secret = get("SECRET_KEY")
     if secret is None:
-        if app_env == "production":
-            raise ConfigError("SECRET_KEY is required in production (APP_ENV=production)")
+        if app_env != "development":
+            raise ConfigError(f"SECRET_KEY is required outside development (APP_ENV={app_env})")
         secret = _dev_secret_key(instance_dir)
     values["SECRET_KEY"] = secret
 

@@ -25,9 +25,11 @@ def test_development_secret_key_is_generated_once_and_kept(tmp_path):
     assert load_settings(base_env(tmp_path)).SECRET_KEY == first
 
 
-def test_production_requires_a_secret_key(tmp_path):
+@pytest.mark.parametrize("app_env", ["production", "test"])
+def test_a_secret_key_is_required_outside_development(tmp_path, app_env):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_settings(base_env(tmp_path, APP_ENV="production"))
+        load_settings(base_env(tmp_path, APP_ENV=app_env))
+    assert load_settings(base_env(tmp_path, APP_ENV=app_env, SECRET_KEY="k" * 32)).SECRET_KEY == "k" * 32
 
 
 @pytest.mark.parametrize(
