@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, TimeOff, WorkingHours
 from booking_service.clinic.queries import get_clinic
+from booking_service.clinic.reminder_rules import RuleError, local_instant, parse_rules
 from booking_service.errors import NotFound, ValidationFailed
-from booking_service.messaging.rules import RuleError, local_instant, parse_rules
 from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
 
 MAX_REASON = 200
@@ -383,7 +383,7 @@ def update_policy(session: Session, **fields: object) -> ClinicSettings:
     ``cancellation_window_hours`` 0-168, ``late_cancellation_policy`` 'block' | 'record',
     ``sms_daily_cap`` and ``sms_weekly_cap`` 0-10, ``quiet_hours_start`` < ``quiet_hours_end``
     (``datetime.time``, local wall times bounding when messages may go out),
-    ``reminder_rules`` (a list valid for :func:`booking_service.messaging.rules.parse_rules`),
+    ``reminder_rules`` (a list valid for :func:`booking_service.clinic.reminder_rules.parse_rules`),
     ``brand_color`` ``#rrggbb`` with at least 4.5:1 contrast against white (WCAG AA; buttons
     carry white text), ``follow_up_prompt`` bool.
 

@@ -3,28 +3,25 @@
 No database, no Flask: plain values in, UTC instants out, so the planner, the worker and the
 tests share one definition. Every function takes and returns *aware* datetimes.
 
-Reminder rules (``ClinicSettings.reminder_rules``, a JSON list) come in two shapes:
-
-* ``{"channel": "sms", "hours_before": 24}``: elapsed time. The reminder is due exactly that
-  many hours of real time before the start, whatever the clock on the wall does in between
-  (across a DST change "24 hours before" is 23 or 25 hours of wall clock).
-* ``{"channel": "email", "days_before": 2, "at": "09:00"}``: wall clock. The reminder is due at
-  ``at`` local time (the location's IANA zone) on the local calendar day ``days_before`` days
-  before the local day of the start. On a DST day a wall time that does not exist (02:30 on a
-  spring-forward day) is moved forward by the gap (03:30), and one that happens twice (01:30
-  on a fall-back day) means its first occurrence (daylight time).
-
-Rule keys (``rule_key``) are short, stable and go into outbox dedupe keys: ``h24``, ``d2@0900``.
+The grammar of reminder rules (``ClinicSettings.reminder_rules``) and their due instants are
+clinic policy: :mod:`booking_service.clinic.reminder_rules`, re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-CHANNELS = ("sms", "email")
+from booking_service.clinic.reminder_rules import (  # noqa: F401  (re-exported: the planner's vocabulary)
+    CHANNELS,
+    ReminderRule,
+    RuleError,
+    local_instant,
+    parse_rule,
+    parse_rules,
+    reminder_due,
+    require_aware,
+)
 
 # A reminder due less than this before the start is not planned: it would arrive as the
 # patient is already on the way (or in the waiting room).
@@ -36,98 +33,6 @@ MIN_GAP_AFTER_NOTICE = timedelta(hours=6)
 FOLLOW_UP_AT = time(10, 0)
 
 
-_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
-
-
-class RuleError(ValueError):
-    """A reminder rule that cannot be understood; the message says what is wrong."""
-
-
-@dataclass(frozen=True)
-class ReminderRule:
-    channel: str
-    hours_before: float | None = None
-    days_before: int | None = None
-    at: time | None = None
-
-    @property
-    def key(self) -> str:
-        """Short and stable, for dedupe keys: ``h24``, ``h1.5``, ``d2@0900``."""
-        if self.hours_before is not None:
-            hours = self.hours_before
-            return f"h{int(hours)}" if float(hours).is_integer() else f"h{hours:g}"
-        assert self.days_before is not None and self.at is not None
-        return f"d{self.days_before}@{self.at:%H%M}"
-
-    def due(self, start: datetime, tz: ZoneInfo) -> datetime:
-        """The instant (UTC) this rule's reminder is due for an appointment at ``start``."""
-        return reminder_due(self, start, tz)
-
-
-def parse_rule(raw: object) -> ReminderRule:
-    """A :class:`ReminderRule` from one JSON rule. Raises :class:`RuleError` when malformed."""
-    if not isinstance(raw, dict):
-        raise RuleError(f"a reminder rule must be an object, not {raw!r}")
-    channel = raw.get("channel")
-    if channel not in CHANNELS:
-        raise RuleError(f"reminder rule channel must be sms or email, not {channel!r}")
-    has_hours, has_days = "hours_before" in raw, "days_before" in raw
-    if has_hours == has_days:
-        raise RuleError(f"a reminder rule needs exactly one of hours_before or days_before: {raw!r}")
-    if has_hours:
-        hours = raw["hours_before"]
-        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 24 * 31:
-            raise RuleError(f"hours_before must be a number of hours between 0 and 744, not {hours!r}")
-        if "at" in raw:
-            raise RuleError(f"'at' only goes with days_before: {raw!r}")
-        return ReminderRule(channel=channel, hours_before=hours)
-    days = raw["days_before"]
-    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 31:
-        raise RuleError(f"days_before must be a whole number of days between 0 and 31, not {days!r}")
-    at_raw = raw.get("at")
-    match = _HHMM.match(at_raw) if isinstance(at_raw, str) else None
-    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        raise RuleError(f"'at' must be a local time HH:MM, not {at_raw!r}")
-    return ReminderRule(channel=channel, days_before=days, at=time(int(match[1]), int(match[2])))
-
-
-def parse_rules(raw: object) -> list[ReminderRule]:
-    """Every rule of a clinic's ``reminder_rules``; raises :class:`RuleError` on the first bad one."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise RuleError(f"reminder_rules must be a list, not {raw!r}")
-    return [parse_rule(item) for item in raw]
-
-
-def _require_aware(name: str, value: datetime) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, not {value!r}")
-
-
-def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of wall time ``wall`` on local ``day`` in ``tz``.
-
-    A wall time skipped by a spring-forward change is moved forward by the gap; a wall time
-    that occurs twice (fall back) is its first occurrence.
-    """
-    naive = datetime.combine(day, wall.replace(tzinfo=None))
-    # fold=0 on a skipped time uses the offset from before the change, which lands after the
-    # gap (02:30 EST = 03:30 EDT); on a repeated time it picks the first (daylight) one.
-    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
-
-
-def reminder_due(rule: ReminderRule, start: datetime, tz: ZoneInfo) -> datetime:
-    """The instant (UTC) ``rule``'s reminder is due for an appointment starting at ``start``."""
-    _require_aware("start", start)
-    if rule.hours_before is not None:
-        # Elapsed time: arithmetic on UTC instants, never on wall clock.
-        return start.astimezone(UTC) - timedelta(hours=rule.hours_before)
-    assert rule.days_before is not None and rule.at is not None
-    local_day = start.astimezone(tz).date()
-    return local_instant(local_day - timedelta(days=rule.days_before), rule.at, tz)
-
-
 def reminder_wanted(due: datetime, *, start: datetime, now: datetime, notice_at: datetime | None = None) -> bool:
     """Whether a reminder due at ``due`` is worth planning at ``now``.
 
@@ -137,7 +42,7 @@ def reminder_wanted(due: datetime, *, start: datetime, now: datetime, notice_at:
     follow that notice within :data:`MIN_GAP_AFTER_NOTICE`.
     """
     for name, value in (("due", due), ("start", start), ("now", now)):
-        _require_aware(name, value)
+        require_aware(name, value)
     if due <= now or start - due < MIN_LEAD_BEFORE_START:
         return False
     return notice_at is None or due - notice_at >= MIN_GAP_AFTER_NOTICE
@@ -152,7 +57,7 @@ def next_allowed(instant: datetime, tz: ZoneInfo, start: time, end: time) -> dat
     ``start == end`` means no quiet hours at all. Returns ``instant`` itself (in UTC) when it
     is inside the window, else the next local ``start`` (DST-correct, see :func:`local_instant`).
     """
-    _require_aware("instant", instant)
+    require_aware("instant", instant)
     instant = instant.astimezone(UTC)
     if start == end:
         return instant
@@ -177,5 +82,5 @@ def in_quiet_hours(instant: datetime, tz: ZoneInfo, start: time, end: time) -> b
 def follow_up_due(completed: datetime, tz: ZoneInfo) -> datetime:
     """When a follow-up prompt for a visit completed at ``completed`` is due: the next local day
     at :data:`FOLLOW_UP_AT`."""
-    _require_aware("completed", completed)
+    require_aware("completed", completed)
     return local_instant(completed.astimezone(tz).date() + timedelta(days=1), FOLLOW_UP_AT, tz)
