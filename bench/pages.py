@@ -34,7 +34,7 @@ from booking_service.db import Database, utcnow
 from booking_service.errors import DomainError
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import slots
-from booking_service.scheduling.operations import BookingRequest, book
+from booking_service.usecases.booking import BookingRequest, book
 
 TARGET_P95_MS = 50.0
 

@@ -42,11 +42,12 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.json.sort_keys = False  # keep the contract's field order in JSON answers
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from booking_service.context import close_session
+    from booking_service.context import close_session, finish_request
     from booking_service.db import Database
 
     app.extensions["settings"] = settings
     app.extensions["database"] = Database(settings.DATABASE_URL)
+    app.after_request(finish_request)  # the request's one commit (or rollback): see context.py
     app.teardown_appcontext(close_session)
 
     _init_extensions(app)

@@ -157,6 +157,7 @@ def _mark_wrote(session: Session, _context) -> None:
 def _clear_wrote(session: Session, transaction) -> None:
     if transaction.parent is None:
         session.info.pop("wrote", None)
+        session.info.pop("immediate", None)
 
 
 def write_transaction(session: Session) -> None:
@@ -164,16 +165,18 @@ def write_transaction(session: Session) -> None:
 
     SQLite: ``BEGIN IMMEDIATE`` (concurrent writers wait, up to the busy timeout). PostgreSQL:
     an ordinary transaction; races there are settled by constraints and row locks. Must be called
-    before the session has run any statement in the current transaction.
+    before the session has changed anything in the current transaction, and before any savepoint
+    (``session.begin_nested()``); calling it again in the same transaction does nothing.
     """
     if session.in_transaction():
-        if session.get_bind().dialect.name != "sqlite" or session.info.get("wrote"):
-            return  # PostgreSQL needs nothing; a SQLite transaction that wrote holds the lock
-        if session.new or session.dirty or session.deleted:
-            raise RuntimeError("write_transaction() must come before any change in the session")
+        if session.get_bind().dialect.name != "sqlite" or session.info.get("wrote") or session.info.get("immediate"):
+            return  # PostgreSQL needs nothing; a SQLite transaction begun IMMEDIATE, or that wrote, holds the lock
+        if session.new or session.dirty or session.deleted or session.in_nested_transaction():
+            raise RuntimeError("write_transaction() must come before any change or savepoint in the session")
         # Only reads ran in a deferred transaction: restart it as IMMEDIATE.
         session.rollback()
     session.connection(execution_options={"sqlite_immediate": True})
+    session.info["immediate"] = True
 
 
 def is_sqlite(session: Session) -> bool:

@@ -18,8 +18,8 @@ from booking_service.clinic.models import ClinicSettings, Location, Practitioner
 from booking_service.errors import DomainError
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import slots
-from booking_service.scheduling.operations import BookingRequest, book
 from booking_service.staff.operations import create_user
+from booking_service.usecases.booking import BookingRequest, book
 
 DEMO_LOGINS = (
     ("admin@demo.clinic", "admin", "demo-admin-2026"),

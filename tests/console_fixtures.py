@@ -19,8 +19,8 @@ import time_machine
 from booking_service.clinic.models import Practitioner
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import BookingRequest, book
 from booking_service.staff.operations import create_user
+from booking_service.usecases.booking import BookingRequest, book
 from tests.conftest import NOW, SECRET, local
 
 PASSWORD = "correct-horse-battery"

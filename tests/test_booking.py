@@ -19,15 +19,8 @@ from booking_service.errors import (
 from booking_service.patients.models import ConsentEvent, Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import (
-    BookingRequest,
-    book,
-    cancel,
-    find_by_token,
-    manage_token_for,
-    reschedule,
-    set_status,
-)
+from booking_service.scheduling.operations import find_by_token, manage_token_for
+from booking_service.usecases.booking import BookingRequest, book, cancel, reschedule, set_status
 from tests.conftest import NOW, SECRET, local
 
 TUESDAY = "2026-11-24"

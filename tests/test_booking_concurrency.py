@@ -22,7 +22,7 @@ from booking_service.errors import PatientBusy, SlotTaken
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import Booked, BookingRequest, book
+from booking_service.usecases.booking import Booked, BookingRequest, book
 from tests.conftest import NOW, SECRET, local
 
 CLIENTS = 20  # the default pool holds 20 PostgreSQL connections: every client gets one at once

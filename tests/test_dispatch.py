@@ -19,7 +19,7 @@ from booking_service.messaging.models import OutboxMessage
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import BookingRequest, book
+from booking_service.usecases.booking import BookingRequest, book
 from tests.conftest import NOW, SECRET, local
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.smtp_server import SmtpServer

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from booking_service.patients.models import ConsentEvent, Patient
 from booking_service.patients.operations import CONSENT_WORDING_VERSION, PatientDetails
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import BookingRequest, book
+from booking_service.usecases.booking import BookingRequest, book
 from tests.conftest import NOW, SECRET
 
 FIRST_FREE = "2026-11-23T15:00Z"  # Monday 10:00 in Toronto

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from booking_service.clinic.models import ClinicSettings
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import BookingRequest, book, set_status
+from booking_service.usecases.booking import BookingRequest, book, set_status
 from tests.conftest import NOW, SECRET
 
 TUESDAY_10 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in Toronto

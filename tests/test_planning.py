@@ -1,6 +1,6 @@
 """Outbox planning in the booking's transaction, on SQLite and PostgreSQL.
 
-Bookings go through ``scheduling.operations`` (which calls the planner), as in production.
+Bookings go through ``usecases.booking`` (which calls the planner), as in production.
 NOW is Monday 2026-11-23 08:00 in Toronto (EST); the clinic's defaults are an e-mail reminder
 2 days before at 09:00 and an SMS 24 hours before.
 """
@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from booking_service.clinic.queries import get_clinic
 from booking_service.messaging import planning
 from booking_service.messaging.models import OutboxMessage
 from booking_service.patients.models import Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
-from booking_service.scheduling import operations
 from booking_service.scheduling.models import Appointment
+from booking_service.usecases import booking as usecases
 from tests.conftest import NOW, SECRET, local
 
 PHONE = "+14165550123"
@@ -42,14 +43,14 @@ def book(session, clinic, start, *, source="online", now=NOW, service="initial",
         "email_consent": True,
         **patient,
     }
-    request = operations.BookingRequest(
+    request = usecases.BookingRequest(
         service_id=clinic.initial_id if service == "initial" else clinic.follow_up_id,
         location_id=clinic.location_id,
         start=start,
         patient=PatientDetails(**details),
         source=source,
     )
-    appointment = operations.book(session, request, secret_key=SECRET, now=now).appointment
+    appointment = usecases.book(session, request, secret_key=SECRET, now=now).appointment
     session.commit()
     return appointment
 
@@ -193,7 +194,7 @@ def test_planning_twice_is_a_no_op(session, clinic):
     appointment = book(session, clinic, local("2026-11-26", "10:00"))
     before = [(r.id, r.dedupe_key) for r in rows(session)]
 
-    planning.booked(session, appointment, clinic=operations.get_clinic(session), now=NOW, by_patient=True)
+    planning.booked(session, appointment, clinic=get_clinic(session), now=NOW, by_patient=True)
     session.commit()
 
     assert [(r.id, r.dedupe_key) for r in rows(session)] == before
@@ -206,7 +207,7 @@ def test_reschedule_supersedes_pending_rows_and_plans_the_new_time(session, clin
     session.commit()
     later = NOW + timedelta(hours=1)
 
-    operations.reschedule(session, appointment.id, local("2026-11-27", "14:00"), now=later, by_patient=True)
+    usecases.reschedule(session, appointment.id, local("2026-11-27", "14:00"), now=later, by_patient=True)
     session.commit()
 
     everything = rows(session, appointment.id)
@@ -230,9 +231,9 @@ def test_reschedule_supersedes_pending_rows_and_plans_the_new_time(session, clin
 
 def test_reschedule_back_to_the_first_time_plans_fresh_rows(session, clinic):
     appointment = book(session, clinic, local("2026-11-26", "10:00"))
-    operations.reschedule(session, appointment.id, local("2026-11-27", "14:00"), now=NOW, by_patient=True)
+    usecases.reschedule(session, appointment.id, local("2026-11-27", "14:00"), now=NOW, by_patient=True)
     session.commit()
-    operations.reschedule(session, appointment.id, local("2026-11-26", "10:00"), now=NOW, by_patient=False)
+    usecases.reschedule(session, appointment.id, local("2026-11-26", "10:00"), now=NOW, by_patient=False)
     session.commit()
 
     assert {(k, c) for k, c, _ in plan(session, appointment.id)} == {
@@ -248,7 +249,7 @@ def test_cancel_stops_every_pending_row_and_plans_a_cancellation_notice(session,
     appointment = book(session, clinic, local("2026-11-26", "10:00"))
     later = NOW + timedelta(hours=2)
 
-    operations.cancel(session, appointment.id, now=later, by_patient=True)
+    usecases.cancel(session, appointment.id, now=later, by_patient=True)
     session.commit()
 
     assert plan(session, appointment.id) == {
@@ -263,7 +264,7 @@ def test_cancel_stops_every_pending_row_and_plans_a_cancellation_notice(session,
 def test_a_cancellation_is_texted_only_with_sms_consent(session, clinic):
     appointment = book(session, clinic, local("2026-11-26", "10:00"), sms_consent=False, source="staff")
 
-    operations.cancel(session, appointment.id, now=NOW, by_patient=False)
+    usecases.cancel(session, appointment.id, now=NOW, by_patient=False)
     session.commit()
 
     assert plan(session, appointment.id) == {("cancellation", "email", "2026-11-23T13:00Z")}
@@ -275,8 +276,8 @@ def test_check_in_and_no_show_stop_pending_reminders(session, clinic):
     missed = book(session, clinic, at, first_name="Sam", email="sam@example.com", phone="+14165550124")
     visit = at + timedelta(minutes=5)
 
-    operations.set_status(session, shown.id, "checked_in", now=at - timedelta(hours=1))
-    operations.set_status(session, missed.id, "no_show", now=visit)
+    usecases.set_status(session, shown.id, "checked_in", now=at - timedelta(hours=1))
+    usecases.set_status(session, missed.id, "no_show", now=visit)
     session.commit()
 
     for appointment in (shown, missed):
@@ -287,7 +288,7 @@ def test_check_in_and_no_show_stop_pending_reminders(session, clinic):
 def test_a_completed_visit_without_a_later_booking_gets_a_follow_up_the_next_day_at_ten(session, clinic):
     appointment = book(session, clinic, local("2026-11-26", "10:00"))
 
-    operations.set_status(session, appointment.id, "completed", now=local("2026-11-26", "11:05"))
+    usecases.set_status(session, appointment.id, "completed", now=local("2026-11-26", "11:05"))
     session.commit()
 
     assert plan(session, appointment.id) == {("follow_up", "sms", "2026-11-27T15:00Z")}
@@ -297,7 +298,7 @@ def test_a_completed_visit_with_a_later_booking_gets_no_follow_up(session, clini
     appointment = book(session, clinic, local("2026-11-26", "10:00"))
     book(session, clinic, local("2026-12-03", "10:00"), service="follow_up")
 
-    operations.set_status(session, appointment.id, "completed", now=local("2026-11-26", "11:05"))
+    usecases.set_status(session, appointment.id, "completed", now=local("2026-11-26", "11:05"))
     session.commit()
 
     assert plan(session, appointment.id) == set()
@@ -306,13 +307,13 @@ def test_a_completed_visit_with_a_later_booking_gets_no_follow_up(session, clini
 def test_follow_ups_go_by_email_without_sms_consent_and_not_at_all_when_the_clinic_turns_them_off(make_clinic, session):
     clinic = make_clinic(follow_up_prompt=False)
     appointment = book(session, clinic, local("2026-11-26", "10:00"), sms_consent=False)
-    operations.set_status(session, appointment.id, "completed", now=local("2026-11-26", "11:05"))
+    usecases.set_status(session, appointment.id, "completed", now=local("2026-11-26", "11:05"))
     session.commit()
     assert plan(session, appointment.id) == set()
 
-    operations.get_clinic(session).follow_up_prompt = True
+    get_clinic(session).follow_up_prompt = True
     session.commit()
     other = book(session, clinic, local("2026-11-27", "10:00"), sms_consent=False, first_name="Sam")
-    operations.set_status(session, other.id, "completed", now=local("2026-11-27", "11:05"))
+    usecases.set_status(session, other.id, "completed", now=local("2026-11-27", "11:05"))
     session.commit()
     assert plan(session, other.id) == {("follow_up", "email", "2026-11-28T15:00Z")}

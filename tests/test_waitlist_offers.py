@@ -13,7 +13,7 @@ from booking_service.config import Settings
 from booking_service.messaging.models import OutboxMessage
 from booking_service.messaging.rendering import render
 from booking_service.patients.operations import PatientDetails
-from booking_service.scheduling.operations import BookingRequest, book, cancel
+from booking_service.usecases.booking import BookingRequest, book, cancel
 from booking_service.waitlist import offers
 from booking_service.waitlist.models import WaitlistEntry
 from booking_service.waitlist.operations import WaitlistRequest, join_waitlist

@@ -24,8 +24,9 @@ from booking_service.messaging.rendering import render
 from booking_service.messaging.transports import TwilioSms
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
-from booking_service.scheduling import operations, tokens
+from booking_service.scheduling import tokens
 from booking_service.scheduling.models import Appointment
+from booking_service.usecases import booking as usecases
 from tests.conftest import NOW, SECRET, local
 from tests.support.fake_twilio import FakeTwilio
 
@@ -128,14 +129,14 @@ def book(database, start, *, source="online", now=NOW, **patient) -> int:
         **patient,
     }
     with fresh(database) as session:
-        request = operations.BookingRequest(
+        request = usecases.BookingRequest(
             service_id=session.scalars(select(Service.id).where(Service.kind == "initial")).one(),
             location_id=session.scalars(select(Location.id)).one(),
             start=start,
             patient=PatientDetails(**details),
             source=source,
         )
-        appointment = operations.book(session, request, secret_key=SECRET, now=now).appointment
+        appointment = usecases.book(session, request, secret_key=SECRET, now=now).appointment
         session.commit()
         return appointment.id
 

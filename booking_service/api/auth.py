@@ -12,7 +12,7 @@ from functools import wraps
 from flask import g, request
 
 from booking_service.api.errors import Unauthorized
-from booking_service.context import db_session
+from booking_service.context import database
 from booking_service.db import utcnow
 from booking_service.staff.operations import user_for_token
 
@@ -37,20 +37,21 @@ def staff_required(blueprint):
     """Decorator factory: the view needs a valid staff token (401 JSON error otherwise).
 
     Documents the bearer security requirement and the 401 response on the operation. The user
-    is in ``g.staff_user``. Recording the token's last use is committed at once, so the view's
-    own operation starts a fresh transaction (``write_transaction`` needs that on SQLite).
+    is in ``g.staff_user``. The token's use is recorded in a unit of work of its own, before the
+    request's: it is a fact whatever the request's outcome, and the request's own unit (committed
+    at the edge) then begins clean, as ``write_transaction`` needs on SQLite.
     """
 
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             token = _bearer_token()
-            session = db_session()
-            user = user_for_token(session, token, now=utcnow()) if token else None
+            user = None
+            if token:
+                with database().unit_of_work() as session:
+                    user = user_for_token(session, token, now=utcnow())
             if user is None:
-                session.rollback()
                 raise Unauthorized("Send a valid staff API token: Authorization: Bearer <token>.")
-            session.commit()
             g.staff_user = user
             return view(*args, **kwargs)
 

@@ -150,16 +150,6 @@ def nest_fields(exc: ValidationFailed, prefix: str) -> ValidationFailed:
 # --- handlers ----------------------------------------------------------------------------------
 
 
-def _rollback() -> None:
-    """Nothing of a failed request is committed (the session is closed at teardown anyway)."""
-    session = g.get("db_session")
-    if session is not None:
-        try:
-            session.rollback()
-        except Exception:  # a dead connection must not turn the error into an HTML page
-            log.exception("rollback failed while answering an error")
-
-
 def _render_zone() -> ZoneInfo:
     """The zone to render times of an error in: the location the request is about, else UTC."""
     location_id = g.get("api_location_id")
@@ -174,7 +164,6 @@ def _render_zone() -> ZoneInfo:
 
 
 def handle_domain_error(exc: DomainError) -> Response:
-    _rollback()
     extra: dict[str, Any] = {}
     for key, value in exc.extra.items():
         if key == "alternatives":
@@ -187,7 +176,6 @@ def handle_domain_error(exc: DomainError) -> Response:
 
 
 def handle_http_exception(exc: HTTPException) -> Response:
-    _rollback()
     status = exc.code or 500
     code = _CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
     message = _MESSAGES.get(status, exc.description or exc.name)

@@ -15,7 +15,8 @@ from booking_service.clinic.queries import get_clinic
 from booking_service.context import db_session
 from booking_service.db import utcnow
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
-from booking_service.scheduling.operations import cancel, find_by_token, reschedule
+from booking_service.scheduling.operations import find_by_token
+from booking_service.usecases.booking import cancel, reschedule
 
 _TOKEN = {
     "in": "path",
@@ -57,7 +58,6 @@ def manage_cancel(args, token):
     session, now = db_session(), utcnow()
     appointment = find_by_token(session, token, now=now)
     appointment = cancel(session, appointment.id, now=now, by_patient=True, reason=args.get("reason"))
-    session.commit()
     return _answer(appointment, now)
 
 
@@ -75,5 +75,4 @@ def manage_reschedule(args, token):
     appointment = find_by_token(session, token, now=now)
     g.api_location_id = appointment.location_id  # error alternatives render in this zone
     appointment = reschedule(session, appointment.id, args["start"], now=now, by_patient=True)
-    session.commit()
     return _answer(appointment, now)

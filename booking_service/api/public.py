@@ -23,8 +23,8 @@ from booking_service.db import utcnow
 from booking_service.errors import ValidationFailed
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.patients.operations import PatientDetails
-from booking_service.scheduling.operations import BookingRequest, book
 from booking_service.scheduling.slots import find_slots
+from booking_service.usecases.booking import BookingRequest, book
 
 _PATIENT_FIELDS = {"first_name", "last_name", "email", "phone", "language"}
 
@@ -128,5 +128,4 @@ def create_appointment(args):
         if set(exc.fields) <= _PATIENT_FIELDS and exc.fields:
             raise nest_fields(exc, "patient") from None
         raise
-    session.commit()
     return serializers.booking(booked.appointment, token=booked.manage_token, base_url=settings().PUBLIC_BASE_URL)

@@ -26,8 +26,9 @@ from booking_service.db import utcnow
 from booking_service.errors import NotFound
 from booking_service.messaging.queries import messages_of
 from booking_service.patients.queries import opted_out_phones, search_patients
-from booking_service.scheduling.operations import appointments_on, set_status
+from booking_service.scheduling.operations import appointments_on
 from booking_service.scheduling.queries import appointments_of
+from booking_service.usecases.booking import set_status
 
 _ID = f"int(max={MAX_ID})"
 
@@ -89,10 +90,7 @@ def staff_set_status(args, appointment_id):
     two hours before the start; completed and no-show need the appointment to have started;
     completed, no-show and cancelled are final (a no-show can still be checked in).
     """
-    session = db_session()
-    appointment = set_status(session, appointment_id, args["status"], now=utcnow())
-    session.commit()
-    return _detail(appointment)
+    return _detail(set_status(db_session(), appointment_id, args["status"], now=utcnow()))
 
 
 @bp.route(f"/appointments/<{_ID}:appointment_id>/messages", methods=["GET"], tags=["Staff"])

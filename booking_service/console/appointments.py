@@ -9,10 +9,11 @@ from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot
 from booking_service.context import db_session, utcnow
 from booking_service.messaging.queries import messages_of
 from booking_service.patients.queries import opt_out_of
-from booking_service.scheduling import operations
 from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.operations import statuses_allowed_now
 from booking_service.scheduling.queries import reschedule_options
 from booking_service.scheduling.slots import local_date
+from booking_service.usecases import booking
 
 # The status buttons, in the order they are offered, and what they say once done.
 ACTIONS = {
@@ -41,7 +42,7 @@ def _here(appointment_id: int) -> str:
 def show(appointment_id: int):
     session = db_session()
     appointment = _visible(appointment_id)
-    allowed = operations.statuses_allowed_now(appointment, utcnow())
+    allowed = statuses_allowed_now(appointment, utcnow())
     return render_template(
         "staff/appointment.html",
         nav="day",
@@ -64,7 +65,7 @@ def change_status(appointment_id: int):
         return redirect(_here(appointment_id))
 
     def operation() -> str:
-        operations.set_status(db_session(), appointment_id, status, now=utcnow())
+        booking.set_status(db_session(), appointment_id, status, now=utcnow())
         return ACTIONS[status][1]
 
     return run(operation, then=_here(appointment_id))
@@ -78,7 +79,7 @@ def cancel(appointment_id: int):
         return redirect(_here(appointment_id))
 
     def operation() -> str:
-        operations.cancel(db_session(), appointment_id, now=utcnow(), by_patient=False, reason=reason)
+        booking.cancel(db_session(), appointment_id, now=utcnow(), by_patient=False, reason=reason)
         return "Cancelled. The time is free again."
 
     return run(operation, then=_here(appointment_id))
@@ -96,7 +97,7 @@ def reschedule(appointment_id: int):
         tz = appointment.location.timezone
 
         def operation() -> str:
-            moved = operations.reschedule(db_session(), appointment_id, start, now=utcnow(), by_patient=False)
+            moved = booking.reschedule(db_session(), appointment_id, start, now=utcnow(), by_patient=False)
             return f"Moved to {fmt_when(moved.start_at, tz)}."
 
         return run(

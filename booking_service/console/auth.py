@@ -185,7 +185,6 @@ def login():
         if user is not None:
             row = _user_row(user.id)
             identity = _identity(user, row[1] if row else None)
-            db_session().rollback()
             session.clear()  # nothing from before signing in carries over
             login_user(identity)
             log.info("staff login: user %s", identity.user_id)

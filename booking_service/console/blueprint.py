@@ -148,7 +148,6 @@ def _csrf_failed(_error):
 
 @bp.errorhandler(DomainError)
 def _domain_error(error: DomainError):
-    db_session().rollback()
     return _error_page(error.status, "That did not work", error.message)
 
 

@@ -27,10 +27,9 @@ from booking_service.context import db_session, settings, utcnow
 from booking_service.errors import DomainError
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
-from booking_service.patients.queries import is_patient_of
 from booking_service.scheduling.models import RED_FLAGS
-from booking_service.scheduling.operations import BookingRequest, book
-from booking_service.scheduling.queries import staff_slots
+from booking_service.scheduling.queries import is_patient_of, staff_slots
+from booking_service.usecases.booking import BookingRequest, book
 
 SEARCH_DAYS = 7
 PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "language")
@@ -180,9 +179,7 @@ def submit():
     try:
         booked = book(session, request_, secret_key=settings().SECRET_KEY, now=utcnow())
     except DomainError as exc:
-        session.rollback()
         return _render(choice, values=values, errors=dict(exc.fields), error=staff_message(exc), status=exc.status)
-    session.commit()
     appointment = booked.appointment
     flash(
         f"Booked {appointment.patient.display_name} on {fmt_when(appointment.start_at, appointment.location.timezone)} "

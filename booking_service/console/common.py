@@ -13,7 +13,7 @@ from flask import Response, flash, g, redirect, request, session
 
 from booking_service.clinic.models import ClinicSettings, Location
 from booking_service.clinic.queries import active_locations, get_clinic
-from booking_service.context import db_session, utcnow
+from booking_service.context import db_session, discard_changes, utcnow
 from booking_service.errors import DomainError, NotFound
 from booking_service.form_values import (  # noqa: F401  (re-exported for the console's views)
     asset_url,
@@ -145,17 +145,15 @@ def staff_message(exc: DomainError) -> str:
 
 
 def run(operation: Callable[[], str], *, then: str, on_error: str | None = None) -> Response:
-    """Run ``operation`` (which returns the success message), commit and flash the message, then
-    redirect to ``then`` (post/redirect/get: reloading never repeats the action). A DomainError
-    is rolled back and its message flashed as an error, then redirect to ``on_error`` (default
-    ``then``)."""
-    session_ = db_session()
+    """Run ``operation`` (which returns the success message), flash the message, then redirect
+    to ``then`` (post/redirect/get: reloading never repeats the action); the request's edge
+    commits. A DomainError's message is flashed as an error, the request's work is discarded,
+    then redirect to ``on_error`` (default ``then``)."""
     try:
         message = operation()
     except DomainError as exc:
-        session_.rollback()
+        discard_changes()
         flash(staff_message(exc), "error")
         return redirect(on_error or then)
-    session_.commit()
     flash(message, "success")
     return redirect(then)

@@ -10,12 +10,11 @@ from booking_service.context import db_session
 from booking_service.patients.models import Patient
 from booking_service.patients.queries import (
     consent_history,
-    is_patient_of,
     opt_out_of,
     opted_out_phones,
     search_patients,
 )
-from booking_service.scheduling.queries import appointments_of
+from booking_service.scheduling.queries import appointments_of, is_patient_of, patients_of
 
 MAX_QUERY = 100
 RESULTS = 50
@@ -32,7 +31,7 @@ def search():
             query,
             country=clinic.country if clinic else "CA",
             limit=RESULTS,
-            practitioner_id=practitioner_scope(),
+            among=patients_of(scope) if (scope := practitioner_scope()) is not None else None,
         )
     return render_template(
         "staff/patients.html",

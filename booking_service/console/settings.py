@@ -207,10 +207,8 @@ def hours_save():
         try:
             operations.set_weekly_hours(session, practitioner.id, location_id, rows)
         except DomainError as exc:
-            session.rollback()
             errors, message = _form_fields(exc.fields, indexes), staff_message(exc)
         else:
-            session.commit()
             flash(f"Saved the weekly hours of {practitioner.display_name}.", "success")
             return redirect(url_for("console.hours", practitioner=practitioner.id))
     else:
@@ -429,9 +427,7 @@ def policy():
     try:
         operations.update_policy(session, **changes)
     except DomainError as exc:
-        session.rollback()
         values["rules"] = [row for row in values["rules"] if row["amount"]]
         return _render_policy(values, dict(exc.fields), staff_message(exc), status=exc.status)
-    session.commit()
     flash("Saved the clinic's settings. New bookings and reminders follow them from now on.", "success")
     return redirect(url_for("console.settings"))

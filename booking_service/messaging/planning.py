@@ -1,6 +1,6 @@
 """Planning the outbox rows of a booking change, inside the booking's own transaction.
 
-``scheduling.operations`` calls :func:`booked`, :func:`rescheduled`, :func:`cancelled` and
+``usecases.booking`` calls :func:`booked`, :func:`rescheduled`, :func:`cancelled` and
 :func:`status_changed` after its change is flushed and before the caller commits; nothing here
 commits, sends or renders. The worker sends due rows later and re-checks, at send time, that
 each is still wanted (appointment still active, phone not opted out, quiet hours, caps).

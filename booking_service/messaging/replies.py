@@ -37,7 +37,7 @@ from booking_service.messaging import planning
 from booking_service.messaging.models import InboundMessage
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import next_appointment_for_phone, set_status
+from booking_service.usecases.booking import next_appointment_for_phone, set_status
 
 # Twilio's default opt-out words (Advanced Opt-Out adds OPTOUT and REVOKE; ARRET is its French one).
 OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke", "arret"})

@@ -7,11 +7,10 @@ call the same functions.
 from __future__ import annotations
 
 import phonenumbers
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
-from booking_service.scheduling.models import Appointment
 
 
 def _as_phone(text: str, country: str) -> str | None:
@@ -27,14 +26,14 @@ def _as_phone(text: str, country: str) -> str | None:
 
 
 def search_patients(
-    session: Session, text: str, *, country: str, limit: int = 20, practitioner_id: int | None = None
+    session: Session, text: str, *, country: str, limit: int = 20, among: Select | None = None
 ) -> list[Patient]:
     """Patients whose name, email or phone contains ``text`` (case-insensitive), by last name.
 
     A query that reads as a phone number in the clinic's country also matches its E.164 form,
     so "416 555 0142" finds +14165550142. "Maya Chen" matches first and last name together.
-    With ``practitioner_id``, only patients who have (or had) an appointment with that
-    practitioner.
+    With ``among`` (a select of patient ids, e.g. ``scheduling.queries.patients_of``), only
+    those patients.
     """
     text = " ".join(text.split())
     if not text:
@@ -51,22 +50,10 @@ def search_patients(
     if phone is not None:
         conditions.append(Patient.phone == phone)
     query = select(Patient).where(or_(*conditions))
-    if practitioner_id is not None:
-        query = query.where(Patient.id.in_(_patients_of(practitioner_id)))
+    if among is not None:
+        query = query.where(Patient.id.in_(among))
     query = query.order_by(func.lower(Patient.last_name), func.lower(Patient.first_name), Patient.id).limit(limit)
     return list(session.scalars(query))
-
-
-def _patients_of(practitioner_id: int):
-    return select(Appointment.patient_id).where(Appointment.practitioner_id == practitioner_id)
-
-
-def is_patient_of(session: Session, patient_id: int, practitioner_id: int) -> bool:
-    """True when the patient has (or had) any appointment with the practitioner."""
-    query = select(Appointment.id).where(
-        Appointment.patient_id == patient_id, Appointment.practitioner_id == practitioner_id
-    )
-    return session.scalars(query.limit(1)).first() is not None
 
 
 def opted_out_phones(session: Session, phones: list[str | None]) -> set[str]:

@@ -1,9 +1,10 @@
-"""Booking operations shared by the API, the pages, the staff console, the CLI and the tests.
+"""The appointment's own changes: book a slot, move, cancel, change status.
 
-Each operation takes plain values and a session, does one unit of work *without committing*
-(the caller commits at the edge), and writes the outbox rows for the messages the change calls
-for in the same transaction (``booking_service.messaging.planning``). Callers start the unit of
-work with :func:`booking_service.db.write_transaction` semantics handled here.
+Each operation takes plain values and a session and changes appointments *without committing*
+(the edge commits) and without planning messages: scheduling knows nothing of messaging or the
+waitlist. The use-case layer (``booking_service.usecases.booking``) calls these and plans the
+outbox rows in the same transaction; callers use that layer. The write lock
+(:func:`booking_service.db.write_transaction`) is taken here.
 
 Double booking is impossible because the database refuses it (an exclusion constraint on
 PostgreSQL, a trigger under ``BEGIN IMMEDIATE`` on SQLite); the Python re-check before the insert
@@ -12,6 +13,8 @@ exists to give friendly errors (taken vs. not a slot) and alternatives.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -31,11 +34,9 @@ from booking_service.errors import (
     SlotUnavailable,
     ValidationFailed,
 )
-from booking_service.messaging import planning
 from booking_service.patients.operations import PatientDetails, clean_details, find_or_create_patient
 from booking_service.scheduling import availability, slots, tokens
 from booking_service.scheduling.models import ACTIVE_STATUSES, RED_FLAGS, Appointment
-from booking_service.waitlist import offers
 
 # Allowed status changes. Completed, no-show and cancelled are final, except that a no-show can
 # be undone by checking the patient in (they arrived late).
@@ -75,6 +76,18 @@ class BookingRequest:
 class Booked:
     appointment: Appointment
     manage_token: str
+
+
+@dataclass(frozen=True)
+class Moved:
+    appointment: Appointment
+    old_start: datetime
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    appointment: Appointment
+    old_status: str
 
 
 def _alternatives(
@@ -199,13 +212,14 @@ def _patient_busy(session: Session, patient_id: int, start: datetime, end: datet
     return session.scalars(query.limit(1)).first() is not None
 
 
-def book(session: Session, request: BookingRequest, *, secret_key: str, now: datetime) -> Booked:
-    """Book ``request.start`` for the patient, with its confirmation and reminders planned.
+def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now: datetime) -> Booked:
+    """Book ``request.start`` for the patient (no messages: see ``usecases.booking.book``).
 
     Raises ValidationFailed (bad details), NotFound (unknown service or location),
     SlotUnavailable (not a slot), SlotTaken (a slot, but just taken; also when the database
     refuses the insert because a concurrent booking won), PatientBusy (the patient already has
-    a visit then). On any error nothing is written.
+    a visit then). On any error nothing of the booking is written: its writes are made in a
+    savepoint, so the caller's earlier writes in the same transaction stay.
     """
     write_transaction(session)
     clinic = get_clinic(session)
@@ -227,46 +241,54 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
     )
     start = request.start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=service.duration_minutes)
-    patient = find_or_create_patient(session, details, source=request.consent_source or request.source, now=now)
-    if _patient_busy(session, patient.id, start, end, None):
-        session.rollback()
-        raise PatientBusy("You already have an appointment at that time.")
     nonce = tokens.new_nonce()
     token = tokens.manage_token(secret_key, nonce)
     flags = {key: bool(request.red_flags.get(key, False)) for key in RED_FLAGS} if request.red_flags else None
-    appointment = Appointment(
-        patient=patient,
-        practitioner=practitioner,
-        location=location,
-        service=service,
-        start_at=start,
-        end_at=end,
-        busy_until=end + timedelta(minutes=service.buffer_minutes),
-        status="booked",
-        source=request.source,
-        language=details.language or clinic.default_language,
-        triage="urgent" if flags and any(flags.values()) else "none",
-        intake_reason=(request.intake_reason or "").strip() or None,
-        red_flags=flags,
-        manage_nonce=nonce,
-        manage_token_hash=tokens.token_hash(token),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(appointment)
-    _flush_or_raise_taken(
+    taken_if_refused = _taken_if_refused(
         session, clinic=clinic, service=service, location=location, candidates=candidates, start=start, now=now
     )
-    planning.booked(session, appointment, clinic=clinic, now=now, by_patient=request.source != "staff")
+    with taken_if_refused:
+        patient = find_or_create_patient(session, details, source=request.consent_source or request.source, now=now)
+        if _patient_busy(session, patient.id, start, end, None):
+            raise PatientBusy("You already have an appointment at that time.")
+        appointment = Appointment(
+            patient=patient,
+            practitioner=practitioner,
+            location=location,
+            service=service,
+            start_at=start,
+            end_at=end,
+            busy_until=end + timedelta(minutes=service.buffer_minutes),
+            status="booked",
+            source=request.source,
+            language=details.language or clinic.default_language,
+            triage="urgent" if flags and any(flags.values()) else "none",
+            intake_reason=(request.intake_reason or "").strip() or None,
+            red_flags=flags,
+            manage_nonce=nonce,
+            manage_token_hash=tokens.token_hash(token),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(appointment)
+        session.flush()
     return Booked(appointment=appointment, manage_token=token)
 
 
-def _flush_or_raise_taken(session: Session, *, clinic, service, location, candidates, start, now, ignore=None) -> None:
+@contextmanager
+def _taken_if_refused(
+    session: Session, *, clinic, service, location, candidates, start, now, ignore=None
+) -> Iterator[None]:
+    """Run the block's writes in a savepoint. Any error rolls back to it, so the caller's own
+    earlier writes in the transaction are kept; the database refusing an overlap (constraint,
+    trigger, or a PostgreSQL deadlock between two such inserts) becomes SlotTaken with
+    alternatives, or PatientBusy.
+    """
     try:
-        session.flush()
+        with session.begin_nested():
+            yield
     except (IntegrityError, OperationalError) as exc:
         who = _is_overlap_error(exc)
-        session.rollback()
         if who == "patient":
             raise PatientBusy("You already have an appointment at that time.") from None
         if who is None:
@@ -332,9 +354,7 @@ def inside_cancellation_window(clinic: ClinicSettings, appointment: Appointment,
     return appointment.start_at - now < timedelta(hours=clinic.cancellation_window_hours)
 
 
-def reschedule(
-    session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool
-) -> Appointment:
+def move(session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool) -> Moved:
     """Move an appointment to ``new_start`` with the same service, location and practitioner
     (or, when ``by_patient`` is False and staff choose so, keep the practitioner anyway).
 
@@ -346,8 +366,10 @@ def reschedule(
     appointment = _lock(session, appointment_id)
     clinic = get_clinic(session)
     _require_changeable(appointment, now)
-    if by_patient and clinic.late_cancellation_policy == "block" and inside_cancellation_window(
-        clinic, appointment, now
+    if (
+        by_patient
+        and clinic.late_cancellation_policy == "block"
+        and inside_cancellation_window(clinic, appointment, now)
     ):
         raise LateCancellationBlocked(
             f"Changes within {clinic.cancellation_window_hours} hours of the visit are made by phone: "
@@ -371,14 +393,7 @@ def reschedule(
     old_start = appointment.start_at
     duration = appointment.end_at - appointment.start_at
     buffer = appointment.busy_until - appointment.end_at
-    appointment.start_at = new_start.astimezone(now.tzinfo)
-    appointment.end_at = appointment.start_at + duration
-    appointment.busy_until = appointment.end_at + buffer
-    appointment.status = "booked"
-    appointment.confirmed_at = None
-    appointment.ics_sequence += 1
-    appointment.updated_at = now
-    _flush_or_raise_taken(
+    with _taken_if_refused(
         session,
         clinic=clinic,
         service=appointment.service,
@@ -387,20 +402,26 @@ def reschedule(
         start=new_start,
         now=now,
         ignore=appointment_id,
-    )
-    planning.rescheduled(session, appointment, clinic=clinic, now=now, by_patient=by_patient, old_start=old_start)
-    return appointment
+    ):
+        appointment.start_at = new_start.astimezone(now.tzinfo)
+        appointment.end_at = appointment.start_at + duration
+        appointment.busy_until = appointment.end_at + buffer
+        appointment.status = "booked"
+        appointment.confirmed_at = None
+        appointment.ics_sequence += 1
+        appointment.updated_at = now
+        session.flush()
+    return Moved(appointment=appointment, old_start=old_start)
 
 
-def cancel(
+def cancel_appointment(
     session: Session, appointment_id: int, *, now: datetime, by_patient: bool, reason: str | None = None
 ) -> Appointment:
-    """Cancel: frees the time, stops every pending message and plans the cancellation notice.
+    """Cancel: frees the time (the use case then stops its messages and offers the time).
 
     Inside the clinic's cancellation window a patient's cancellation is refused with
     LateCancellationBlocked under the "block" policy, or recorded as late under "record".
-    Raises InvalidTransition when already cancelled, finished or started. The freed time is
-    offered to the longest-waiting matching waitlist entry, if any.
+    Raises InvalidTransition when already cancelled, finished or started.
     """
     appointment = _lock(session, appointment_id)
     clinic = get_clinic(session)
@@ -419,15 +440,13 @@ def cancel(
     appointment.late_cancellation = late
     appointment.updated_at = now
     session.flush()
-    planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
-    offers.offer_freed_time(session, appointment, clinic=clinic, now=now)
     return appointment
 
 
-def set_status(session: Session, appointment_id: int, status: str, *, now: datetime) -> Appointment:
+def change_status(session: Session, appointment_id: int, status: str, *, now: datetime) -> StatusChanged:
     """Staff (or a patient's C reply) move an appointment along its lifecycle.
 
-    ``cancelled`` is :func:`cancel` by staff. Raises InvalidTransition for a change the current
+    ``cancelled`` is not handled here: the use case cancels by staff. Raises InvalidTransition for a change the current
     status does not allow (see TRANSITIONS) or that is too early (checking in more than two hours
     ahead, marking completed or no-show before the start).
     """
@@ -436,11 +455,11 @@ def set_status(session: Session, appointment_id: int, status: str, *, now: datet
             "Unknown status.", fields={"status": "Use confirmed, checked_in, completed, no_show or cancelled."}
         )
     if status == "cancelled":
-        return cancel(session, appointment_id, now=now, by_patient=False)
+        raise ValueError("cancel with cancel_appointment()")
     appointment = _lock(session, appointment_id)
     old = appointment.status
     if status == old:
-        return appointment
+        return StatusChanged(appointment=appointment, old_status=old)
     if status not in TRANSITIONS[old]:
         raise InvalidTransition(
             f"An appointment that is {old.replace('_', ' ')} cannot become {status.replace('_', ' ')}."
@@ -451,9 +470,7 @@ def set_status(session: Session, appointment_id: int, status: str, *, now: datet
     setattr(appointment, f"{status}_at", now)
     appointment.updated_at = now
     session.flush()
-    clinic = get_clinic(session)
-    planning.status_changed(session, appointment, clinic=clinic, now=now, old_status=old)
-    return appointment
+    return StatusChanged(appointment=appointment, old_status=old)
 
 
 def _too_early(appointment: Appointment, status: str, now: datetime) -> str | None:
@@ -467,7 +484,7 @@ def _too_early(appointment: Appointment, status: str, now: datetime) -> str | No
 
 
 def statuses_allowed_now(appointment: Appointment, now: datetime) -> frozenset[str]:
-    """The statuses :func:`set_status` would accept for this appointment at ``now``."""
+    """The statuses :func:`change_status` (or cancelling) would accept for this appointment at ``now``."""
     return frozenset(s for s in TRANSITIONS[appointment.status] if _too_early(appointment, s, now) is None)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import Location, Practitioner, WorkingHours
@@ -202,3 +202,17 @@ def staff_slots(
     for slot in found:
         unique.setdefault(slot.start, slot)
     return list(unique.values())
+
+
+def patients_of(practitioner_id: int) -> Select:
+    """The ids of the patients who have (or had) an appointment with the practitioner (a
+    subquery for ``patients.queries.search_patients(among=...)``)."""
+    return select(Appointment.patient_id).where(Appointment.practitioner_id == practitioner_id)
+
+
+def is_patient_of(session: Session, patient_id: int, practitioner_id: int) -> bool:
+    """True when the patient has (or had) any appointment with the practitioner."""
+    query = select(Appointment.id).where(
+        Appointment.patient_id == patient_id, Appointment.practitioner_id == practitioner_id
+    )
+    return session.scalars(query.limit(1)).first() is not None

@@ -28,8 +28,9 @@ from booking_service.errors import (
 )
 from booking_service.form_values import parse_date
 from booking_service.patients.operations import PatientDetails
-from booking_service.scheduling.operations import BookingRequest, book, find_by_token
+from booking_service.scheduling.operations import find_by_token
 from booking_service.scheduling.tokens import manage_path
+from booking_service.usecases.booking import BookingRequest, book
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
 from booking_service.web.common import (
@@ -414,9 +415,7 @@ def confirm():
     session_ = db_session()
     try:
         booked = book(session_, booking, secret_key=settings().SECRET_KEY, now=now())
-        session_.commit()
     except (SlotTaken, SlotUnavailable) as exc:
-        session_.rollback()
         draft["problem"] = {
             "code": exc.code,
             "alternatives": [slot_value(slot.start) for slot in exc.extra.get("alternatives", [])],
@@ -424,15 +423,12 @@ def confirm():
         drafts.save(draft)
         return private(_render_review(selection, draft, status=exc.status))
     except PatientBusy as exc:
-        session_.rollback()
         draft["problem"] = {"code": exc.code, "alternatives": []}
         drafts.save(draft)
         return private(_render_review(selection, draft, status=exc.status))
     except ValidationFailed as exc:
-        session_.rollback()
         return private(_render_details(selection, values, field_errors(exc), status=exc.status))
     except DomainError as exc:
-        session_.rollback()
         return private(_render_review(selection, draft, status=exc.status, message=domain_message(exc.code)))
     drafts.clear()
     session[CONFIRMED_KEY] = booked.manage_token

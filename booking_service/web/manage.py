@@ -21,7 +21,8 @@ from booking_service.context import db_session, settings
 from booking_service.errors import DomainError, LateCancellationBlocked, NotFound, SlotTaken, SlotUnavailable
 from booking_service.form_values import parse_date
 from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
-from booking_service.scheduling.operations import cancel, find_by_token, inside_cancellation_window, reschedule
+from booking_service.scheduling.operations import find_by_token, inside_cancellation_window
+from booking_service.usecases.booking import cancel, reschedule
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
 from booking_service.web.common import current_clinic, domain_message, now, page, parse_slot_value, private, slot_value
@@ -200,9 +201,7 @@ def _post_reschedule(token: str, appointment: Appointment):
     session_ = db_session()
     try:
         reschedule(session_, appointment.id, start, now=now(), by_patient=True)
-        session_.commit()
     except (SlotTaken, SlotUnavailable) as exc:
-        session_.rollback()
         return _render_reschedule(
             token,
             appointment,
@@ -212,7 +211,6 @@ def _post_reschedule(token: str, appointment: Appointment):
             alternatives=exc.extra.get("alternatives", []),
         )
     except DomainError as exc:
-        session_.rollback()
         return _render_reschedule(token, appointment, status=exc.status, message=domain_message(exc.code))
     flash(
         _(
@@ -268,12 +266,9 @@ def _post_cancel(token: str, appointment: Appointment):
     session_ = db_session()
     try:
         cancelled = cancel(session_, appointment.id, now=now(), by_patient=True, reason=reason)
-        session_.commit()
     except LateCancellationBlocked as exc:
-        session_.rollback()
         return _render_cancel(token, appointment, status=exc.status, values=values)
     except DomainError as exc:
-        session_.rollback()
         return _render_cancel(token, appointment, status=exc.status, message=domain_message(exc.code), values=values)
     if cancelled.late_cancellation:
         flash(

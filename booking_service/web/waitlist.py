@@ -77,12 +77,9 @@ def join():
     session_ = db_session()
     try:
         entry = join_waitlist(session_, request_, now=now())
-        session_.commit()
     except ValidationFailed as exc:
-        session_.rollback()
         return private(_render(selection, values, field_errors(exc), today=today, last_day=last_day, status=exc.status))
     except DomainError as exc:
-        session_.rollback()
         return private(
             _render(
                 selection, values, today=today, last_day=last_day, status=exc.status, message=domain_message(exc.code)

@@ -17,7 +17,7 @@ from booking_service.patients.models import ConsentEvent, Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import slots
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import BookingRequest, book
+from booking_service.usecases.booking import BookingRequest, book
 from booking_service.waitlist.models import WaitlistEntry
 
 pytestmark = pytest.mark.browser

@@ -1,0 +1,86 @@
+"""Booking, moving, cancelling and changing the status of an appointment, with its messages.
+
+Each function makes the scheduling change (``scheduling.operations``) and plans the outbox
+rows it calls for (``messaging.planning``) in the same session and transaction, so a booking
+and its confirmation and reminders are committed together or not at all; nothing here commits.
+These are the functions the API, the pages, the console, the CLI, SMS replies, the benchmarks
+and the tests call. Errors are those of the scheduling operations (see there).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from booking_service.clinic.queries import get_clinic
+from booking_service.messaging import planning
+from booking_service.scheduling import operations
+from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.operations import Booked, BookingRequest, next_appointment_for_phone
+from booking_service.waitlist import offers
+
+__all__ = [
+    "Booked",
+    "BookingRequest",
+    "book",
+    "cancel",
+    "next_appointment_for_phone",  # for SMS replies, beside set_status
+    "reschedule",
+    "set_status",
+]
+
+
+def book(session: Session, request: BookingRequest, *, secret_key: str, now: datetime) -> Booked:
+    """Book ``request.start`` and plan its confirmation (when the patient booked) and reminders.
+
+    Raises ValidationFailed, NotFound, SlotUnavailable, SlotTaken or PatientBusy; then nothing
+    of the booking is written (the caller's earlier writes stay).
+    """
+    booked = operations.book_slot(session, request, secret_key=secret_key, now=now)
+    planning.booked(
+        session, booked.appointment, clinic=get_clinic(session), now=now, by_patient=request.source != "staff"
+    )
+    return booked
+
+
+def reschedule(
+    session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool
+) -> Appointment:
+    """Move the appointment; its pending reminders are superseded and re-planned, and the
+    patient is told of the new time."""
+    moved = operations.move(session, appointment_id, new_start, now=now, by_patient=by_patient)
+    planning.rescheduled(
+        session,
+        moved.appointment,
+        clinic=get_clinic(session),
+        now=now,
+        by_patient=by_patient,
+        old_start=moved.old_start,
+    )
+    return moved.appointment
+
+
+def cancel(
+    session: Session, appointment_id: int, *, now: datetime, by_patient: bool, reason: str | None = None
+) -> Appointment:
+    """Cancel: stops every pending message, plans the cancellation notice, and offers the freed
+    time to the longest-waiting matching waitlist entry, if any."""
+    appointment = operations.cancel_appointment(session, appointment_id, now=now, by_patient=by_patient, reason=reason)
+    clinic = get_clinic(session)
+    planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
+    offers.offer_freed_time(session, appointment, clinic=clinic, now=now)
+    return appointment
+
+
+def set_status(session: Session, appointment_id: int, status: str, *, now: datetime) -> Appointment:
+    """Staff (or a patient's C reply) move an appointment along its lifecycle; ``cancelled`` is
+    :func:`cancel` by staff. Raises ValidationFailed (unknown status) or InvalidTransition."""
+    if status == "cancelled":
+        return cancel(session, appointment_id, now=now, by_patient=False)
+    changed = operations.change_status(session, appointment_id, status, now=now)
+    if changed.appointment.status != changed.old_status:
+        planning.status_changed(
+            session, changed.appointment, clinic=get_clinic(session), now=now, old_status=changed.old_status
+        )
+    return changed.appointment
