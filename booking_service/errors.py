@@ -1,6 +1,12 @@
-"""Domain errors. Each carries the HTTP status and the error code of the API contract, so the web
-layer turns any of them into ``{"error": {"code", "message", "fields"}}`` without a lookup table,
-and the CLI and pages show the same message."""
+"""Domain errors: one vocabulary of stable codes, worded by each surface.
+
+Each error carries the HTTP status and the error ``code`` of the API contract, an English
+``message`` (the API's default wording, and what the CLI prints), and ``fields``: field name ->
+a stable *field code* such as ``"phone_invalid"``. Each rule is written once, in the domain; the
+API (``api/messages.py``), the patient pages (``web/common.py``, Flask-Babel, en and fr) and the
+console (``console/common.py``) each map codes to their own words. Field values that are not a
+known code are already readable text (older rules) and are shown as they are.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,26 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, fields: dict[str, Any] | None = None, **extra: Any) -> None:
+    def __init__(
+        self, message: str, *, fields: dict[str, Any] | None = None, code: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        if code is not None:
+            self.code = code
         self.extra = extra
+
+
+# Field codes of a patient's details (``patients.operations.clean_details``).
+FIRST_NAME_MISSING = "first_name_missing"
+LAST_NAME_MISSING = "last_name_missing"
+NAME_TOO_LONG = "name_too_long"
+NAME_INVALID = "name_invalid"
+EMAIL_INVALID = "email_invalid"
+PHONE_INVALID = "phone_invalid"
+CONTACT_MISSING = "contact_missing"
+LANGUAGE_INVALID = "language_invalid"
 
 
 class NotFound(DomainError):

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from booking_service.api.messages import field_messages
 from booking_service.api.schemas import SlotSchema
 from booking_service.api.serializers import slot
 from booking_service.clinic.models import Location
@@ -172,7 +173,7 @@ def handle_domain_error(exc: DomainError) -> Response:
         elif isinstance(value, str | int | float | bool) or value is None:
             extra[key] = value
     headers = {"WWW-Authenticate": 'Bearer realm="staff"'} if exc.status == 401 else None
-    return error_response(exc.status, exc.code, exc.message, exc.fields, headers=headers, **extra)
+    return error_response(exc.status, exc.code, exc.message, field_messages(exc.fields), headers=headers, **extra)
 
 
 def handle_http_exception(exc: HTTPException) -> Response:

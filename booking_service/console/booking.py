@@ -21,6 +21,7 @@ from booking_service.console.common import (
     parse_int,
     parse_slot_value,
     slots_by_day,
+    staff_field_errors,
     staff_message,
 )
 from booking_service.context import db_session, settings, utcnow
@@ -179,7 +180,9 @@ def submit():
     try:
         booked = book(session, request_, secret_key=settings().SECRET_KEY, now=utcnow())
     except DomainError as exc:
-        return _render(choice, values=values, errors=dict(exc.fields), error=staff_message(exc), status=exc.status)
+        return _render(
+            choice, values=values, errors=staff_field_errors(exc), error=staff_message(exc), status=exc.status
+        )
     appointment = booked.appointment
     flash(
         f"Booked {appointment.patient.display_name} on {fmt_when(appointment.start_at, appointment.location.timezone)} "

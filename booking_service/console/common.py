@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from flask import Response, flash, g, redirect, request, session
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Location
 from booking_service.clinic.queries import active_locations, get_clinic
 from booking_service.context import db_session, discard_changes, utcnow
@@ -22,6 +23,7 @@ from booking_service.form_values import (  # noqa: F401  (re-exported for the co
     parse_slot_value,
     slot_value,
 )
+from booking_service.patients.operations import MAX_NAME_LENGTH
 from booking_service.scheduling.availability import Slot
 
 LOCATION_KEY = "staff_location"
@@ -135,13 +137,28 @@ def slots_by_day(slots: Iterable[Slot], tz_name: str) -> list[tuple[date, list[S
 
 # --- running one operation -------------------------------------------------------------------------
 
-# Domain messages are written for the patient ("You already have ..."); these codes get words
-# for the staff member acting on the patient's behalf.
+# The console's words for the domain's codes: staff act on the patient's behalf, so the words
+# speak of "the patient". Codes without words here show the domain's English message.
 _STAFF_WORDING = {"patient_overlap": "The patient already has another appointment at that time."}
+_STAFF_FIELD_WORDING = {
+    errors.FIRST_NAME_MISSING: "Enter the patient's first name.",
+    errors.LAST_NAME_MISSING: "Enter the patient's last name.",
+    errors.NAME_TOO_LONG: f"Use at most {MAX_NAME_LENGTH} characters.",
+    errors.NAME_INVALID: "Use letters, spaces, hyphens or apostrophes only.",
+    errors.EMAIL_INVALID: "This email address does not look right (name@example.com).",
+    errors.PHONE_INVALID: "This is not a valid phone number: check the digits (416 555 0123 or +1 416 555 0123).",
+    errors.CONTACT_MISSING: "Enter the patient's email or mobile number, so they get a confirmation and reminders.",
+    errors.LANGUAGE_INVALID: "Choose English or French.",
+}
 
 
 def staff_message(exc: DomainError) -> str:
     return _STAFF_WORDING.get(exc.code, exc.message)
+
+
+def staff_field_errors(exc: DomainError) -> dict[str, str]:
+    """Field name -> the console's words for the field's code (text that is not a code as it is)."""
+    return {field: _STAFF_FIELD_WORDING.get(code, code) for field, code in exc.fields.items()}
 
 
 def run(operation: Callable[[], str], *, then: str, on_error: str | None = None) -> Response:

@@ -10,7 +10,17 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from booking_service.errors import ValidationFailed
+from booking_service.errors import (
+    CONTACT_MISSING,
+    EMAIL_INVALID,
+    FIRST_NAME_MISSING,
+    LANGUAGE_INVALID,
+    LAST_NAME_MISSING,
+    NAME_INVALID,
+    NAME_TOO_LONG,
+    PHONE_INVALID,
+    ValidationFailed,
+)
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 
 LANGUAGES = ("en", "fr")
@@ -29,10 +39,7 @@ def normalise_phone(raw: str, country: str) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
-        raise ValidationFailed(
-            "That phone number does not look right.",
-            fields={"phone": "Enter a mobile number such as 416 555 0123 or +1 416 555 0123."},
-        )
+        raise ValidationFailed("That phone number does not look right.", fields={"phone": PHONE_INVALID})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -43,10 +50,7 @@ def normalise_email(raw: str) -> str:
         if len(result.normalized) > 254:
             raise EmailNotValidError("too long")
     except EmailNotValidError:
-        raise ValidationFailed(
-            "That email address does not look right.",
-            fields={"email": "Enter an email address such as name@example.com."},
-        ) from None
+        raise ValidationFailed("That email address does not look right.", fields={"email": EMAIL_INVALID}) from None
     return result.normalized.lower()
 
 
@@ -63,16 +67,18 @@ class PatientDetails:
 
 
 def clean_details(details: PatientDetails, *, country: str, default_language: str) -> PatientDetails:
-    """Checked and normalised details; raises ValidationFailed naming every bad field at once."""
+    """Checked and normalised details; raises ValidationFailed naming every bad field at once,
+    each with its field code (``errors.PHONE_INVALID`` ...). The one place these rules live: the
+    API, the pages and the console word the codes."""
     fields: dict[str, str] = {}
     first, last = details.first_name.strip(), details.last_name.strip()
-    for name, value, label in (("first_name", first, "a first name"), ("last_name", last, "a last name")):
+    for name, value, missing in (("first_name", first, FIRST_NAME_MISSING), ("last_name", last, LAST_NAME_MISSING)):
         if not value:
-            fields[name] = f"Enter {label}."
+            fields[name] = missing
         elif len(value) > MAX_NAME_LENGTH:
-            fields[name] = f"Use at most {MAX_NAME_LENGTH} characters."
+            fields[name] = NAME_TOO_LONG
         elif any(ord(ch) < 32 for ch in value):
-            fields[name] = "Use letters, spaces, hyphens or apostrophes only."
+            fields[name] = NAME_INVALID
     email = phone = None
     if details.email and details.email.strip():
         try:
@@ -85,10 +91,10 @@ def clean_details(details: PatientDetails, *, country: str, default_language: st
         except ValidationFailed as exc:
             fields.update(exc.fields)
     if not details.email and not details.phone:
-        fields["email"] = "Give an email address or a mobile number so we can confirm your booking."
+        fields["email"] = CONTACT_MISSING
     language = details.language or default_language
     if language not in LANGUAGES:
-        fields["language"] = "Choose en or fr."
+        fields["language"] = LANGUAGE_INVALID
     if fields:
         raise ValidationFailed("Some details need fixing.", fields=fields)
     return PatientDetails(
@@ -103,9 +109,7 @@ def clean_details(details: PatientDetails, *, country: str, default_language: st
     )
 
 
-def find_or_create_patient(
-    session: Session, details: PatientDetails, *, source: str, now: datetime
-) -> Patient:
+def find_or_create_patient(session: Session, details: PatientDetails, *, source: str, now: datetime) -> Patient:
     """The returning patient with these (clean) details, or a new one.
 
     A patient matches on the same normalised email, or else the same phone, together with the

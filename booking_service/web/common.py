@@ -8,11 +8,13 @@ from datetime import datetime
 from flask import Response, g, make_response, render_template
 from flask_babel import gettext as _
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings
 from booking_service.clinic.queries import get_clinic
 from booking_service.context import db_session, utcnow
 from booking_service.errors import DomainError, NotFound
 from booking_service.form_values import parse_int, parse_slot_value, slot_value  # noqa: F401  (re-exported)
+from booking_service.patients.operations import MAX_NAME_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,23 @@ def is_bot(form) -> bool:
     return False
 
 
-# Field messages in the page's language. The domain's own texts are English and written for
-# the API; the pages name the same fields in words a patient reads.
+def field_words(code: str) -> str | None:
+    """The page's words (in the page's language) for a domain field code, or None."""
+    words = {
+        errors.FIRST_NAME_MISSING: _("Enter your first name."),
+        errors.LAST_NAME_MISSING: _("Enter your last name."),
+        errors.NAME_TOO_LONG: _("Keep this to %(count)d characters or fewer.", count=MAX_NAME_LENGTH),
+        errors.NAME_INVALID: _("Use letters, spaces, hyphens or apostrophes only."),
+        errors.EMAIL_INVALID: _("Enter an email address like name@example.com."),
+        errors.PHONE_INVALID: _("Enter a mobile number like 416 555 0123."),
+        errors.CONTACT_MISSING: _("Enter an email address or a mobile number, so we can confirm your booking."),
+        errors.LANGUAGE_INVALID: _("Choose English or French."),
+    }
+    return words.get(code)
+
+
+# Field messages in the page's language for fields whose rule has no code yet: the page names
+# the field in words a patient reads.
 def field_message(field: str) -> str:
     messages = {
         "first_name": _("Enter your first name."),
@@ -89,9 +106,9 @@ def domain_message(code: str) -> str:
 
 
 def field_errors(exc: DomainError) -> dict[str, str]:
-    """The domain's field errors, reworded for the page (the keys are the form's field names)."""
+    """The domain's field errors in the page's words (the keys are the form's field names)."""
     return {
-        field: field_message(field)
-        for field in exc.fields
+        field: field_words(code) or field_message(field)
+        for field, code in exc.fields.items()
         if field not in ("service_id", "location_id", "practitioner_id")
     }

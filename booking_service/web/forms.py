@@ -1,8 +1,9 @@
 """Reading and checking the patient forms (details and intake, waitlist).
 
-Checks here are for friendly, per-field messages in the page's language; the domain checks the
-same values again when the booking or the waitlist entry is made, and is the last word. Syntax
-of email and phone numbers is the domain's (``patients.operations``), called, not copied.
+The rules of a patient's details are the domain's (``patients.operations.clean_details``),
+called here at each step and worded by field code in the page's language (``common.field_words``);
+this module keeps only the form's own shape: lengths, the yes/no questions, dates, and boxes that
+need the matching contact detail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from flask_babel import lazy_gettext as _l
 
 from booking_service.errors import ValidationFailed
 from booking_service.form_values import parse_date
-from booking_service.patients.operations import normalise_email, normalise_phone
+from booking_service.patients.operations import PatientDetails, clean_details
+from booking_service.web.common import field_errors
 from booking_service.web.draft import RED_FLAG_KEYS
 from booking_service.web.i18n import LANGUAGES
 
@@ -95,22 +97,20 @@ def read_details(form) -> dict[str, Any]:
 
 def check_contact(values: dict[str, Any], *, country: str) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not values["first_name"]:
-        errors["first_name"] = _("Enter your first name.")
-    if not values["last_name"]:
-        errors["last_name"] = _("Enter your last name.")
-    if values["email"]:
-        try:
-            normalise_email(values["email"])
-        except ValidationFailed:
-            errors["email"] = _("Enter an email address like name@example.com.")
-    if values["phone"]:
-        try:
-            normalise_phone(values["phone"], country)
-        except ValidationFailed:
-            errors["phone"] = _("Enter a mobile number like 416 555 0123.")
-    if not values["email"] and not values["phone"]:
-        errors["email"] = _("Enter an email address or a mobile number, so we can confirm your booking.")
+    try:
+        clean_details(
+            PatientDetails(
+                first_name=values["first_name"],
+                last_name=values["last_name"],
+                email=values["email"] or None,
+                phone=values["phone"] or None,
+                language=values["language"],
+            ),
+            country=country,
+            default_language=values["language"] or "en",
+        )
+    except ValidationFailed as exc:
+        errors.update(field_errors(exc))
     if values["sms_consent"] and not values["phone"]:
         errors["sms_consent"] = _("Enter a mobile number above to get texts, or untick this box.")
     if values["exercise_sms_consent"] and not values["phone"]:
