@@ -34,10 +34,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings.RATELIMIT_STORAGE_URI,
         RATELIMIT_ENABLED=settings.RATELIMIT_ENABLED,
         RATELIMIT_HEADERS_ENABLED=True,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.PUBLIC_BASE_URL.startswith("https://"),
     )
+    from booking_service import security
+
+    security.install(app, settings)
     app.config.update(dict(settings.extra))
     app.json.sort_keys = False  # keep the contract's field order in JSON answers
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -87,13 +87,26 @@ def seed_demo(if_empty: bool) -> None:
 @click.option("--password", help="At least 10 characters; generated and printed when left out.")
 @click.option("--name", default="", help="Display name.")
 @click.option("--update", is_flag=True, help="Update the user when the email exists.")
-def create_user_command(email: str, role: str, password: str | None, name: str, update: bool) -> None:
-    """Create a staff user (exits 1 if the email exists, unless --update)."""
+@click.option("--practitioner-id", type=click.IntRange(min=1), help="Link a practitioner login to this practitioner.")
+def create_user_command(
+    email: str, role: str, password: str | None, name: str, update: bool, practitioner_id: int | None
+) -> None:
+    """Create a staff user (exits 1 if the email exists, unless --update). Updating ends the
+    user's console sessions and revokes their API tokens."""
     from booking_service.staff.operations import create_user
 
     try:
         with _database().unit_of_work() as session:
-            user, generated = create_user(session, email, role=role, password=password, name=name, update=update)
+            user, generated = create_user(
+                session,
+                email,
+                role=role,
+                password=password,
+                name=name,
+                update=update,
+                practitioner_id=practitioner_id,
+                now=utcnow(),
+            )
             email = user.email
     except DomainError as exc:
         _fail(_describe(exc))
@@ -120,11 +133,28 @@ def create_api_token_command(email: str) -> None:
     click.echo(token)
 
 
+@click.command("revoke-api-token")
+@with_appcontext
+@click.argument("email")
+def revoke_api_token_command(email: str) -> None:
+    """Revoke every API token of a staff user."""
+    from booking_service.staff.operations import revoke_api_tokens
+
+    try:
+        with _database().unit_of_work() as session:
+            count = revoke_api_tokens(session, email, now=utcnow())
+    except DomainError as exc:
+        _fail(_describe(exc))
+        return
+    click.echo(f"Revoked {count} API token{'s' if count != 1 else ''} of {email.strip().lower()}.")
+
+
 def _describe(exc: DomainError) -> str:
     details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
     return f"{exc.message} {details}".strip()
 
 
 def register_commands(app: Flask) -> None:
-    for command in (db_group, init_db, seed_demo, create_user_command, create_api_token_command):
+    commands = (db_group, init_db, seed_demo, create_user_command, create_api_token_command, revoke_api_token_command)
+    for command in commands:
         app.cli.add_command(command)

@@ -105,6 +105,9 @@ class Settings:
     SCHEDULER_LEASE_SECONDS: float = 30.0
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
+    # How many reverse proxies stand in front of the web app (ProxyFix trusts that many
+    # X-Forwarded-* hops); more than 0 also says TLS ends at the proxy.
+    TRUSTED_PROXIES: int = 0
     INSTANCE_DIR: str = str(DEFAULT_INSTANCE_DIR)
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -134,6 +137,23 @@ def _dev_secret_key(instance_dir: Path) -> str:
     path.write_text(key)
     path.chmod(0o600)
     return key
+
+
+def _check_production(settings: Settings, *, explicit: set[str]) -> None:
+    """What production refuses to start without: transports chosen on purpose (the console
+    backends would only log patients' messages and call them delivered), and TLS in front of
+    the app (an ``https`` ``PUBLIC_BASE_URL``, or ``TRUSTED_PROXIES`` saying a proxy ends TLS)."""
+    for name in ("SMS_BACKEND", "EMAIL_BACKEND"):
+        if name not in explicit:
+            raise ConfigError(
+                f"{name} must be set explicitly when APP_ENV=production "
+                "(console only logs messages; choose twilio/smtp, or console on purpose)"
+            )
+    if not settings.PUBLIC_BASE_URL.startswith("https://") and settings.TRUSTED_PROXIES == 0:
+        raise ConfigError(
+            "PUBLIC_BASE_URL must be https:// when APP_ENV=production "
+            "(or set TRUSTED_PROXIES to the number of proxies in front when TLS ends at a proxy)"
+        )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +204,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["SCHEDULER_THREADS"] = _parse_int("SCHEDULER_THREADS", raw, minimum=1)
     if (raw := get("RATELIMIT_ENABLED")) is not None:
         values["RATELIMIT_ENABLED"] = _parse_bool("RATELIMIT_ENABLED", raw)
+    if (raw := get("TRUSTED_PROXIES")) is not None:
+        values["TRUSTED_PROXIES"] = _parse_int("TRUSTED_PROXIES", raw, minimum=0)
     for name in (
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
@@ -199,12 +221,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[name] = raw.strip()
 
     settings = Settings(**values)
+    if settings.is_production:
+        _check_production(settings, explicit={name for name in ("SMS_BACKEND", "EMAIL_BACKEND") if get(name)})
     if settings.SMS_BACKEND == "twilio":
         for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
             if not getattr(settings, name):
                 raise ConfigError(f"{name} is required when SMS_BACKEND=twilio")
         if not (settings.TWILIO_FROM_NUMBER or settings.TWILIO_MESSAGING_SERVICE_SID):
-            raise ConfigError(
-                "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when SMS_BACKEND=twilio"
-            )
+            raise ConfigError("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when SMS_BACKEND=twilio")
     return settings

@@ -25,11 +25,33 @@ def test_development_secret_key_is_generated_once_and_kept(tmp_path):
     assert load_settings(base_env(tmp_path)).SECRET_KEY == first
 
 
+PRODUCTION = {"SMS_BACKEND": "console", "EMAIL_BACKEND": "console", "PUBLIC_BASE_URL": "https://clinic.example"}
+
+
 @pytest.mark.parametrize("app_env", ["production", "test"])
 def test_a_secret_key_is_required_outside_development(tmp_path, app_env):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_settings(base_env(tmp_path, APP_ENV=app_env))
-    assert load_settings(base_env(tmp_path, APP_ENV=app_env, SECRET_KEY="k" * 32)).SECRET_KEY == "k" * 32
+        load_settings(base_env(tmp_path, APP_ENV=app_env, **PRODUCTION))
+    settings = load_settings(base_env(tmp_path, APP_ENV=app_env, SECRET_KEY="k" * 32, **PRODUCTION))
+    assert settings.SECRET_KEY == "k" * 32
+
+
+@pytest.mark.parametrize("missing", ["SMS_BACKEND", "EMAIL_BACKEND"])
+def test_production_needs_the_transports_chosen_explicitly(tmp_path, missing):
+    env = {**PRODUCTION, "SECRET_KEY": "k" * 32}
+    del env[missing]
+    with pytest.raises(ConfigError, match=f"{missing} must be set explicitly"):
+        load_settings(base_env(tmp_path, APP_ENV="production", **env))
+
+
+def test_production_refuses_plain_http_unless_a_trusted_proxy_ends_tls(tmp_path):
+    env = {**PRODUCTION, "SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": "http://clinic.example"}
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be https"):
+        load_settings(base_env(tmp_path, APP_ENV="production", **env))
+    settings = load_settings(base_env(tmp_path, APP_ENV="production", TRUSTED_PROXIES="1", **env))
+    assert settings.TRUSTED_PROXIES == 1
+    # Development keeps the plain-http default.
+    assert load_settings(base_env(tmp_path)).PUBLIC_BASE_URL == "http://127.0.0.1:5000"
 
 
 @pytest.mark.parametrize(
@@ -45,6 +67,8 @@ def test_a_secret_key_is_required_outside_development(tmp_path, app_env):
         ("TWILIO_API_BASE_URL", "http://127.0.0.1:8765/2010-04-01"),
         ("DATABASE_URL", "mysql://localhost/clinic"),
         ("APP_ENV", "staging"),
+        ("TRUSTED_PROXIES", "-1"),
+        ("TRUSTED_PROXIES", "all"),
     ],
 )
 def test_a_malformed_value_is_an_error_that_names_the_variable(tmp_path, name, value):

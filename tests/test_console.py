@@ -25,7 +25,7 @@ from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
 from booking_service.waitlist.models import WaitlistEntry
 from tests.conftest import NOW, SECRET, local
-from tests.console_fixtures import TUESDAY_10, _create_app, appointment, flashed, login, text
+from tests.console_fixtures import PASSWORD, TUESDAY_10, _create_app, appointment, flashed, login, text
 
 # The console's fixtures (clinic, users, desk, physio, booked, ...), shared with test_console_settings.py.
 pytest_plugins = ["tests.console_fixtures"]
@@ -127,16 +127,47 @@ def test_a_post_without_the_csrf_token_is_refused(app, users, booked, database):
     assert appointment(database, appointment_id).status == "booked"
 
 
-def test_login_attempts_are_rate_limited(db_url, database, users):
+def test_login_attempts_are_rate_limited_per_address(db_url, database, users):
     app = _create_app(db_url, WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=True)
     client = app.test_client()
     try:
-        statuses = [login(client, password=f"guess-number-{i}").status_code for i in range(11)]
+        statuses = [login(client, f"guess{i}@example.com", password=f"guess-number-{i}").status_code for i in range(11)]
     finally:
         app.extensions["database"].dispose()
 
     assert statuses[:10] == [200] * 10
     assert statuses[10] == 429
+
+
+def test_failed_logins_lock_the_account_whatever_address_they_come_from(db_url, database, users):
+    app = _create_app(db_url, WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=True, TRUSTED_PROXIES=1)
+    client = app.test_client()
+
+    def attempt(i, password):
+        return client.post(
+            "/staff/login",
+            data={"email": "Desk@Example.com ", "password": password},
+            headers={"X-Forwarded-For": f"203.0.113.{i}"},
+        )
+
+    try:
+        ok = attempt(200, PASSWORD)  # a successful sign-in does not count against the account
+        client.post("/staff/logout")
+        statuses = [attempt(i, f"guess-number-{i}").status_code for i in range(5)]
+        locked = attempt(99, PASSWORD)
+        someone_else = client.post(
+            "/staff/login",
+            data={"email": "admin@example.com", "password": PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.98"},
+        )
+    finally:
+        app.extensions["database"].dispose()
+
+    assert ok.status_code == 302
+    assert statuses == [200] * 5
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins for this account" in text(locked)
+    assert someone_else.status_code == 302
 
 
 # --- the day and the week -----------------------------------------------------------------------------
@@ -157,6 +188,7 @@ def test_the_day_view_shows_each_appointment_at_its_local_time_with_patient_and_
 
 def test_the_day_view_defaults_to_today_in_the_location_zone(desk, booked, frozen):
     frozen.move_to(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # Monday 21:00 in Toronto, Tuesday in UTC
+    login(desk)  # hours later: the console signed out after 30 idle minutes
 
     assert "Monday 23 November 2026" in text(desk.get("/staff/"))
 
@@ -283,6 +315,7 @@ def test_check_in_and_no_show_change_the_status(desk, booked, database, frozen):
     assert "Checked in." in text(desk.get(response.headers["Location"]))
 
     frozen.move_to(local("2026-11-23", "10:20"))
+    login(desk)  # hours later: the console signed out after 30 idle minutes
     desk.post(f"/staff/appointments/{other}/status", data={"status": "no_show"})
     assert appointment(database, other).status == "no_show"
     assert "Marked as a no-show." in flashed(desk)
@@ -296,6 +329,7 @@ def test_the_appointment_page_offers_only_the_status_changes_possible_now(desk, 
         assert f'value="{later}"' not in page
 
     frozen.move_to(local("2026-11-24", "10:05"))
+    login(desk)  # hours later: the console signed out after 30 idle minutes
     page = text(desk.get(f"/staff/appointments/{appointment_id}"))
     for now_possible in ("checked_in", "completed", "no_show"):
         assert f'value="{now_possible}"' in page
@@ -316,6 +350,7 @@ def test_a_disallowed_status_change_is_shown_as_an_error_not_a_crash(desk, booke
 def test_a_finished_appointment_cannot_be_checked_in_again(desk, booked, database, frozen):
     appointment_id = booked(local("2026-11-23", "10:00"))
     frozen.move_to(local("2026-11-23", "11:30"))
+    login(desk)  # hours later: the console signed out after 30 idle minutes
     desk.post(f"/staff/appointments/{appointment_id}/status", data={"status": "completed"})
 
     desk.post(f"/staff/appointments/{appointment_id}/status", data={"status": "checked_in"})

@@ -8,19 +8,18 @@ own patients, and cannot act on anyone else's. The inbox and the waitlist are th
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
 from booking_service.clinic.models import Practitioner
-from booking_service.context import db_session
+from booking_service.context import db_session, utcnow
 from booking_service.scheduling.models import Appointment
+from booking_service.staff import sessions as staff_sessions
 from booking_service.staff.models import User
 from booking_service.staff.operations import authenticate
 
@@ -28,7 +27,16 @@ log = logging.getLogger(__name__)
 
 DESK_ROLES = frozenset({"admin", "frontdesk"})
 ROLE_LABELS = {"admin": "Admin", "frontdesk": "Front desk", "practitioner": "Practitioner"}
+# Sign-in limits live in the limiter's storage (Redis in production: shared by every process).
+# Per address: every POST counts. Per account: only failed attempts count, so a colleague who
+# mistypes twice is not locked out, while guessing one account's password from many addresses
+# is stopped after a handful.
 LOGIN_LIMIT = "10 per minute"
+LOGIN_LIMIT_MESSAGE = "Too many sign-in attempts from this computer. Please wait a minute and try again."
+ACCOUNT_LOGIN_LIMIT = "5 per 15 minutes"
+ACCOUNT_LOGIN_LIMIT_MESSAGE = (
+    "Too many failed sign-ins for this account. Wait 15 minutes, or ask an admin to reset the password."
+)
 LOGIN_FAILED = "Email or password is wrong."
 MAX_EMAIL = 254
 MAX_PASSWORD = 1024  # hashing a megabyte-long "password" is work an attacker should not get for free
@@ -41,19 +49,19 @@ class StaffIdentity(UserMixin):
     may roll the session back (``write_transaction``) without expiring ``current_user``."""
 
     def __init__(
-        self, *, user_id: int, email: str, name: str, role: str, practitioner_id: int | None, fingerprint: str
+        self, *, user_id: int, email: str, name: str, role: str, practitioner_id: int | None, session_key: str
     ):
         self.user_id = user_id
         self.email = email
         self.name = name
         self.role = role
         self.practitioner_id = practitioner_id
-        self.fingerprint = fingerprint
+        self.session_key = session_key
 
     def get_id(self) -> str:
-        # The fingerprint of the password hash rides in the session: changing the password (or
-        # re-creating the user with --update) signs out every session opened with the old one.
-        return f"{self.user_id}:{self.fingerprint}"
+        # Only the random key of the server-side session rides in the cookie (staff.sessions):
+        # signing out, a password change or a deactivation ends it for every copy of the cookie.
+        return self.session_key
 
     @property
     def is_desk(self) -> bool:
@@ -68,47 +76,35 @@ class StaffIdentity(UserMixin):
         return ROLE_LABELS.get(self.role, self.role)
 
 
-def _fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:20]
-
-
-def _identity(user: User, practitioner_id: int | None) -> StaffIdentity:
+def _identity(user: User, practitioner_id: int | None, session_key: str) -> StaffIdentity:
     return StaffIdentity(
         user_id=user.id,
         email=user.email,
         name=user.name,
         role=user.role,
         practitioner_id=practitioner_id,
-        fingerprint=_fingerprint(user.password_hash),
+        session_key=session_key,
     )
 
 
-def _user_row(user_id: int) -> tuple[User, int | None] | None:
-    return (
-        db_session()
-        .execute(
-            select(User, Practitioner.id)
-            .outerjoin(Practitioner, Practitioner.user_id == User.id)
-            .where(User.id == user_id)
-            .order_by(Practitioner.id)
-            .limit(1)
-        )
-        .first()
-    )
+def _practitioner_id(db, user_id: int) -> int | None:
+    return db.scalar(select(Practitioner.id).where(Practitioner.user_id == user_id).order_by(Practitioner.id).limit(1))
 
 
-def load_user(session_id: str) -> StaffIdentity | None:
-    """Flask-Login's user loader: the active user of the session cookie, or None."""
-    raw_id, _, fingerprint = session_id.partition(":")
-    if not raw_id.isdigit() or len(raw_id) > 12:
-        return None
-    row = _user_row(int(raw_id))
-    if row is None:
-        return None
-    user, practitioner_id = row
-    if not user.active or not hmac.compare_digest(fingerprint, _fingerprint(user.password_hash)):
-        return None
-    return _identity(user, practitioner_id)
+def _auth_unit_of_work():
+    """Sign-in state is read and written in its own short transaction, committed at once, apart
+    from the request's unit of work (which a failing view rolls back)."""
+    return current_app.extensions["database"].unit_of_work()
+
+
+def load_user(session_key: str) -> StaffIdentity | None:
+    """Flask-Login's user loader: the signed-in staff member of a live server-side session, or
+    None (unknown, signed out, idle for 30 minutes, older than 12 hours, user deactivated)."""
+    with _auth_unit_of_work() as db:
+        live = staff_sessions.resolve(db, session_key, now=utcnow())
+        if live is None:
+            return None
+        return _identity(live.user, _practitioner_id(db, live.user_id), session_key)
 
 
 def init_login(app) -> LoginManager:
@@ -157,6 +153,17 @@ def can_see(appointment: Appointment) -> bool:
     return scope is None or appointment.practitioner_id == scope
 
 
+def login_account_key() -> str:
+    """The per-account limit's key: the email typed, normalised (an unknown email counts too,
+    so the limit tells nothing about which accounts exist)."""
+    return "login-account:" + request.form.get("email", "").strip().lower()[:MAX_EMAIL]
+
+
+def login_failed(_response) -> bool:
+    """Whether this sign-in attempt failed (the per-account limit counts only those)."""
+    return bool(g.get("login_failed"))
+
+
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a console path of this site only (no open redirect)."""
     default = url_for("console.day")
@@ -183,18 +190,25 @@ def login():
         password = request.form.get("password", "")[:MAX_PASSWORD]
         user = authenticate(db_session(), email, password) if email and password else None
         if user is not None:
-            row = _user_row(user.id)
-            identity = _identity(user, row[1] if row else None)
+            with _auth_unit_of_work() as db:
+                key = staff_sessions.start(
+                    db, user.id, now=utcnow(), ip=request.remote_addr, user_agent=request.user_agent.string
+                )
+                identity = _identity(user, _practitioner_id(db, user.id), key)
             session.clear()  # nothing from before signing in carries over
             login_user(identity)
             log.info("staff login: user %s", identity.user_id)
             return redirect(safe_next(next_url))
         log.info("staff login failed")
+        g.login_failed = True
         error = LOGIN_FAILED
     return render_template("staff/login.html", email=email, error=error, next_url=next_url)
 
 
 def logout():
+    if current_user.is_authenticated:
+        with _auth_unit_of_work() as db:
+            staff_sessions.end(db, current_user.session_key, now=utcnow())
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

@@ -33,10 +33,17 @@ from booking_service.messaging.queries import count_replies_needing_staff
 
 bp = Blueprint("console", __name__, url_prefix="/staff")
 
-login_limit = limiter.limit(auth.LOGIN_LIMIT, methods=["POST"])
+address_limit = limiter.limit(auth.LOGIN_LIMIT, methods=["POST"], error_message=auth.LOGIN_LIMIT_MESSAGE)
+account_limit = limiter.limit(
+    auth.ACCOUNT_LOGIN_LIMIT,
+    methods=["POST"],
+    key_func=auth.login_account_key,
+    deduct_when=auth.login_failed,
+    error_message=auth.ACCOUNT_LOGIN_LIMIT_MESSAGE,
+)
 
 # --- signing in and out --------------------------------------------------------------------------
-bp.add_url_rule("/login", "login", login_limit(auth.login), methods=["GET", "POST"])
+bp.add_url_rule("/login", "login", address_limit(account_limit(auth.login)), methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", auth.logout, methods=["POST"])
 # --- the schedule ----------------------------------------------------------------------------------
 bp.add_url_rule("/", "day", schedule.day)
@@ -151,5 +158,13 @@ def _domain_error(error: DomainError):
     return _error_page(error.status, "That did not work", error.message)
 
 
+@bp.errorhandler(429)
+def _too_many(error):
+    # The sign-in limits carry their own sentence (which limit, how long); others the default.
+    message = getattr(error, "description", None)
+    return _error_page(429, message=message if isinstance(message, str) and message.endswith(".") else None)
+
+
 for _status in _ERRORS:
-    bp.register_error_handler(_status, lambda error, _status=_status: _error_page(_status))
+    if _status != 429:
+        bp.register_error_handler(_status, lambda error, _status=_status: _error_page(_status))

@@ -10,12 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from booking_service.clinic.models import Practitioner
+from booking_service.db import utcnow
 from booking_service.errors import Conflict, NotFound, ValidationFailed
 from booking_service.patients.operations import normalise_email
+from booking_service.staff import sessions
 from booking_service.staff.models import ROLES, ApiToken, User
 
 MIN_PASSWORD_LENGTH = 10
 LAST_USED_RESOLUTION = timedelta(minutes=5)
+TOKEN_LIFETIME = timedelta(days=90)
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
@@ -27,14 +31,30 @@ def create_user(
     password: str | None = None,
     name: str = "",
     update: bool = False,
+    practitioner_id: int | None = None,
+    now: datetime | None = None,
 ) -> tuple[User, str | None]:
     """Create (or with ``update`` change) a staff user. Returns (user, generated password or None).
+
+    Updating a user sets a new password, so it ends every console session of theirs and revokes
+    their API tokens (:func:`lock_out`): whoever held the old password holds nothing now.
+    ``practitioner_id`` links a practitioner login to its practitioner (what it may see).
 
     Raises Conflict when the email exists and ``update`` is False; ValidationFailed for an unknown
     role, a bad email or a password shorter than 10 characters.
     """
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}.", fields={"role": f"Use one of {', '.join(ROLES)}."})
+    practitioner = None
+    if practitioner_id is not None:
+        if role != "practitioner":
+            raise ValidationFailed(
+                "Only a practitioner login is linked to a practitioner.",
+                fields={"practitioner_id": "Use --role practitioner, or leave --practitioner-id out."},
+            )
+        practitioner = session.get(Practitioner, practitioner_id)
+        if practitioner is None:
+            raise NotFound(f"There is no practitioner with id {practitioner_id}.")
     email = normalise_email(email)
     generated = None
     if password is None:
@@ -49,11 +69,16 @@ def create_user(
     if user is None:
         user = User(email=email)
         session.add(user)
+    else:
+        lock_out(session, user, now=now or utcnow(), reason="password_changed")
     user.role = role
     user.name = name or user.name or ""
     user.password_hash = generate_password_hash(password)
     user.active = True
     session.flush()
+    if practitioner is not None:
+        practitioner.user_id = user.id
+        session.flush()
     return user, generated
 
 
@@ -69,28 +94,61 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def lock_out(session: Session, user: User, *, now: datetime, reason: str) -> None:
+    """End every console session of ``user`` and revoke every API token of theirs (a password
+    change, a deactivation, a role change)."""
+    sessions.end_all(session, user.id, now=now, reason=reason)
+    revoke_tokens(session, user.id, now=now)
 
 
-def create_api_token(session: Session, email: str, *, now: datetime) -> str:
-    """A new Bearer token for the staff user ``email`` (shown once; only its hash is kept).
+def revoke_tokens(session: Session, user_id: int, *, now: datetime) -> int:
+    """Revoke every live API token of a user; returns how many."""
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)))
+    count = 0
+    for token in tokens:
+        token.revoked_at = now
+        count += 1
+    return count
+
+
+def revoke_api_tokens(session: Session, email: str, *, now: datetime) -> int:
+    """``revoke-api-token EMAIL``: revoke every token of that staff user; returns how many.
 
     Raises NotFound when there is no such user.
     """
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
     if user is None:
         raise NotFound(f"There is no staff user with email {email}.")
+    return revoke_tokens(session, user.id, now=now)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, email: str, *, now: datetime, lifetime: timedelta = TOKEN_LIFETIME) -> str:
+    """A new Bearer token for the staff user ``email`` (shown once; only its hash is kept),
+    valid for ``lifetime`` (90 days by default).
+
+    Raises NotFound when there is no such user, ValidationFailed when they are deactivated.
+    """
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"There is no staff user with email {email}.")
+    if not user.active:
+        raise ValidationFailed(f"The staff user {user.email} is deactivated.")
     token = "pbs_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=_hash(token), created_at=now))
+    session.add(ApiToken(user_id=user.id, token_hash=_hash(token), created_at=now, expires_at=now + lifetime))
     session.flush()
     return token
 
 
 def user_for_token(session: Session, token: str, *, now: datetime) -> User | None:
-    """The active user owning this unrevoked token, or None."""
+    """The active user owning this unrevoked, unexpired token, or None."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _hash(token))).first()
     if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
         return None
     # Recorded at most every five minutes, so staff reads do not each take a write lock.
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
