@@ -89,7 +89,7 @@ def insert_rows(database, patients, due_times: list[datetime]) -> None:
     capped, no template rendering, so the figures are the dispatch path's), due at ``due_times``."""
     from sqlalchemy import insert
 
-    from booking_service.messaging.models import OutboxMessage
+    from booking_service.outbox.models import OutboxMessage
 
     now = datetime.now(UTC)
     rows = []
@@ -127,7 +127,7 @@ def clear_rows(database) -> None:
 def sent_rows(database) -> list[tuple[datetime, datetime, str]]:
     from sqlalchemy import select
 
-    from booking_service.messaging.models import OutboxMessage as m
+    from booking_service.outbox.models import OutboxMessage as m
 
     with database.unit_of_work() as s:
         return [tuple(r) for r in s.execute(select(m.due_at, m.sent_at, m.status))]
@@ -136,7 +136,7 @@ def sent_rows(database) -> list[tuple[datetime, datetime, str]]:
 def count_unsent(database) -> int:
     from sqlalchemy import func, select
 
-    from booking_service.messaging.models import OutboxMessage as m
+    from booking_service.outbox.models import OutboxMessage as m
 
     with database.unit_of_work() as s:
         return s.scalar(select(func.count()).where(m.status.not_in(("sent", "delivered", "failed", "skipped"))))

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from booking_service.clinic.models import ClinicSettings
 from booking_service.config import Settings
-from booking_service.messaging.models import OutboxMessage
 from booking_service.messaging.rendering import render
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.operations import BookingRequest, book, cancel
 from booking_service.waitlist import offers
@@ -23,8 +23,15 @@ TUESDAY = date(2026, 11, 24)
 
 
 def person(first: str, phone: str, **extra) -> PatientDetails:
-    return PatientDetails(first_name=first, last_name="Waiting", email=f"{first.lower()}@example.com", phone=phone,
-                          sms_consent=True, email_consent=True, **extra)
+    return PatientDetails(
+        first_name=first,
+        last_name="Waiting",
+        email=f"{first.lower()}@example.com",
+        phone=phone,
+        sms_consent=True,
+        email_consent=True,
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -37,10 +44,15 @@ def booked(database, clinic):
     with database.unit_of_work() as s:
         return book(
             s,
-            BookingRequest(service_id=clinic.follow_up_id, location_id=clinic.location_id,
-                           practitioner_id=clinic.practitioner_ids[0], start=local("2026-11-24", "10:00"),
-                           patient=person("Alex", "416 555 0142")),
-            secret_key=SECRET, now=NOW,
+            BookingRequest(
+                service_id=clinic.follow_up_id,
+                location_id=clinic.location_id,
+                practitioner_id=clinic.practitioner_ids[0],
+                start=local("2026-11-24", "10:00"),
+                patient=person("Alex", "416 555 0142"),
+            ),
+            secret_key=SECRET,
+            now=NOW,
         ).appointment.id
 
 
@@ -48,8 +60,13 @@ def wait(database, clinic, first: str, phone: str, *, service=None, earliest=TUE
     with database.unit_of_work() as s:
         return join_waitlist(
             s,
-            WaitlistRequest(service_id=service or clinic.follow_up_id, location_id=clinic.location_id,
-                            earliest_date=earliest, latest_date=latest, patient=person(first, phone, **extra)),
+            WaitlistRequest(
+                service_id=service or clinic.follow_up_id,
+                location_id=clinic.location_id,
+                earliest_date=earliest,
+                latest_date=latest,
+                patient=person(first, phone, **extra),
+            ),
             now=NOW,
         ).id
 
