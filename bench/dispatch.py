@@ -314,6 +314,7 @@ def measure_crashes(
             workers.kill_and_restart(rng.randrange(processes))
             kills += 1
         wait_all_sent(database, timeout=120)
+        workers.wait_ready()  # a worker still importing would die of the SIGTERM below
     finally:
         workers.stop()
     rows = sent_rows(database)
