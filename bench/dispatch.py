@@ -14,7 +14,12 @@ end, see ``bench/common.py``) and a standalone FakeTwilio process, then measures
    and bookkeeping are compared with;
 3. **lateness**: rows due at a steady 50 messages a second for a while, two workers;
    lateness = ``sent_at - due_at``; p50/p99/max with a 1 s and with the default 5 s poll;
-4. **memory**: each worker's peak RSS (``VmHWM`` in ``/proc/<pid>/status``).
+4. **memory**: each worker's peak RSS (``VmHWM`` in ``/proc/<pid>/status``);
+5. **crashes** (``--crash``, instead of the above): rows due at a steady rate, two workers, one
+   of them SIGKILLed every ``--kill-every`` seconds and restarted; lateness p50/p95/max and
+   throughput (rows / (last ``sent_at`` - first ``due_at``)), and any message Twilio got twice.
+
+    .venv/bin/python -m bench.dispatch --crash    # about a minute
 
 Targets (docs/benchmarks.md, "Dispatch"): two workers >= 200 messages/s on 2 cores, >= 0.7x
 the bare client, lateness p99 <= poll interval + 1 s, RSS <= 150 MB.
@@ -89,7 +94,7 @@ def insert_rows(database, patients, due_times: list[datetime]) -> None:
     capped, no template rendering, so the figures are the dispatch path's), due at ``due_times``."""
     from sqlalchemy import insert
 
-    from booking_service.messaging.models import OutboxMessage
+    OutboxMessage = _outbox_model()
 
     now = datetime.now(UTC)
     rows = []
@@ -117,6 +122,15 @@ def insert_rows(database, patients, due_times: list[datetime]) -> None:
             s.execute(insert(OutboxMessage), rows[start : start + 1000])
 
 
+def _outbox_model():
+    # The model's home before the outbox package, so the same bench measures both versions.
+    try:
+        from booking_service.outbox.models import OutboxMessage
+    except ImportError:
+        from booking_service.messaging.models import OutboxMessage
+    return OutboxMessage
+
+
 def clear_rows(database) -> None:
     from sqlalchemy import text
 
@@ -127,7 +141,7 @@ def clear_rows(database) -> None:
 def sent_rows(database) -> list[tuple[datetime, datetime, str]]:
     from sqlalchemy import select
 
-    from booking_service.messaging.models import OutboxMessage as m
+    m = _outbox_model()
 
     with database.unit_of_work() as s:
         return [tuple(r) for r in s.execute(select(m.due_at, m.sent_at, m.status))]
@@ -136,7 +150,7 @@ def sent_rows(database) -> list[tuple[datetime, datetime, str]]:
 def count_unsent(database) -> int:
     from sqlalchemy import func, select
 
-    from booking_service.messaging.models import OutboxMessage as m
+    m = _outbox_model()
 
     with database.unit_of_work() as s:
         return s.scalar(select(func.count()).where(m.status.not_in(("sent", "delivered", "failed", "skipped"))))
@@ -153,8 +167,11 @@ def wait_all_sent(database, timeout: float) -> None:
 class Workers:
     """``count`` ``python -m scheduler`` processes; their logs in ``log_dir``."""
 
-    def __init__(self, count: int, *, db_url: str, fake_url: str, threads: int, poll: float, log_dir: Path):
-        env = {
+    def __init__(
+        self, count: int, *, db_url: str, fake_url: str, threads: int, poll: float, log_dir: Path, lease: float = 30
+    ):
+        self.log_dir = log_dir
+        self.env = env = {
             **os.environ,
             "DATABASE_URL": db_url,
             "SECRET_KEY": "bench-secret",
@@ -167,6 +184,7 @@ class Workers:
             "TWILIO_API_BASE_URL": fake_url,
             "SCHEDULER_POLL_SECONDS": str(poll),
             "SCHEDULER_THREADS": str(threads),
+            "SCHEDULER_LEASE_SECONDS": str(lease),
         }
         self.logs = [log_dir / f"worker-{uuid.uuid4().hex[:6]}.log" for _ in range(count)]
         self.processes = []
@@ -175,6 +193,17 @@ class Workers:
                 self.processes.append(
                     subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=REPO, env=env, stdout=log, stderr=log)
                 )
+
+    def kill_and_restart(self, index: int) -> None:
+        """SIGKILL worker ``index`` wherever it is, and start a fresh one in its place."""
+        self.processes[index].send_signal(signal.SIGKILL)
+        self.processes[index].wait()
+        path = self.log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+        self.logs[index] = path
+        with path.open("w") as log:
+            self.processes[index] = subprocess.Popen(
+                [sys.executable, "-m", "scheduler"], cwd=REPO, env=self.env, stdout=log, stderr=log
+            )
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -260,6 +289,49 @@ def measure_lateness(database, patients, *, processes: int, rate: float, seconds
     }
 
 
+def measure_crashes(
+    database, patients, *, processes: int, rate: float, seconds: float, kill_every: float, **worker_args
+) -> dict:
+    """Rows due at ``rate`` a second for ``seconds``; a random worker SIGKILLed and restarted
+    every ``kill_every`` seconds until every row is final."""
+    import random
+
+    from bench.common import percentile
+
+    clear_rows(database)
+    fake_control(worker_args["fake_url"], "/_fake/reset", "POST")
+    workers = Workers(processes, **worker_args)
+    rng = random.Random(1)
+    kills = 0
+    try:
+        workers.wait_ready()
+        t0 = datetime.now(UTC) + timedelta(seconds=2)
+        count = int(rate * seconds)
+        insert_rows(database, patients, [t0 + timedelta(seconds=n / rate) for n in range(count)])
+        deadline = time.monotonic() + seconds + 300
+        while count_unsent(database) and time.monotonic() < deadline:
+            time.sleep(kill_every)
+            workers.kill_and_restart(rng.randrange(processes))
+            kills += 1
+        wait_all_sent(database, timeout=120)
+        workers.wait_ready()  # a worker still importing would die of the SIGTERM below
+    finally:
+        workers.stop()
+    rows = sent_rows(database)
+    late = [(sent - due).total_seconds() for due, sent, status in rows if status in ("sent", "delivered")]
+    bodies = [m["body"] for m in fake_control(worker_args["fake_url"], "/_fake/messages")["messages"]]
+    span = (max(sent for _, sent, _ in rows) - min(due for due, _, _ in rows)).total_seconds()
+    return {
+        "p50": percentile(late, 50),
+        "p95": percentile(late, 95),
+        "max": max(late),
+        "rate": len(late) / span,
+        "count": len(late),
+        "kills": kills,
+        "duplicates": len(bodies) - len(set(bodies)),
+    }
+
+
 def baseline_child(base_url: str, threads: int, count: int, start_at: float) -> None:
     """One process of the bare-client baseline: ``threads`` threads, ``count`` creates in all.
     Prints its start, end and CPU time as JSON."""
@@ -331,6 +403,10 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=3000, help="rows per throughput run")
     parser.add_argument("--offered-rate", type=float, default=50, help="messages/s for the lateness runs")
     parser.add_argument("--offered-seconds", type=float, default=20)
+    parser.add_argument("--crash", action="store_true", help="only the crash run (see the module docstring)")
+    parser.add_argument("--kill-every", type=float, default=3.0)
+    parser.add_argument("--lease", type=float, default=5.0, help="SCHEDULER_LEASE_SECONDS of the crash run")
+    parser.add_argument("--skip-lateness", action="store_true", help="throughput only")
     args = parser.parse_args()
 
     from bench.common import temporary_database
@@ -350,6 +426,26 @@ def main() -> int:
             patients = seed(database)
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dispatch-")))
             common = {"db_url": db_url, "fake_url": fake_url, "threads": args.threads, "log_dir": log_dir}
+            if args.crash:
+                crash = measure_crashes(
+                    database,
+                    patients,
+                    processes=2,
+                    rate=args.offered_rate,
+                    seconds=args.offered_seconds,
+                    kill_every=args.kill_every,
+                    poll=1.0,
+                    lease=args.lease,
+                    **common,
+                )
+                print(
+                    f"crashes: {crash['count']} rows at {args.offered_rate:.0f} msg/s offered, 2 workers, lease "
+                    f"{args.lease:.0f} s, one SIGKILLed every {args.kill_every:.0f} s ({crash['kills']} kills): "
+                    f"lateness p50 {crash['p50']:.2f} s, p95 {crash['p95']:.2f} s, max {crash['max']:.2f} s; "
+                    f"{crash['rate']:.1f} msg/s; sent twice: {crash['duplicates']}",
+                    flush=True,
+                )
+                return 0
             rates = {}
             for n in (1, 2):
                 base = measure_baseline(fake_url, processes=n, threads=args.threads, messages=args.messages)
@@ -363,7 +459,7 @@ def main() -> int:
                     flush=True,
                 )
             print(f"two workers / one worker: {rates[2] / rates[1]:.2f}x", flush=True)
-            for poll in (1.0, 5.0):
+            for poll in () if args.skip_lateness else (1.0, 5.0):
                 late = measure_lateness(
                     database,
                     patients,

@@ -1,10 +1,13 @@
 """The worker process: APScheduler jobs that claim due outbox rows and send them.
 
-The pipeline of one worker (see :mod:`booking_service.messaging.dispatch` for the guarantees):
+The pipeline of one worker over the steps of :mod:`booking_service.outbox` (which states the
+guarantees):
 
 * **claim** job (every ``SCHEDULER_POLL_SECONDS``, on APScheduler's thread): claims due rows
-  up to twice ``SCHEDULER_THREADS`` in flight (one pool sending, one pool prepared and ready),
-  prepares the batch in one transaction (policy checks, rendering, ``to``/body committed)
+  up to :func:`~booking_service.outbox.claim.claim_limit` in flight (at most twice
+  ``SCHEDULER_THREADS``: one pool sending, one prepared and ready; fewer when sends are slow
+  against the lease, so a kill strands few rows), prepares the batch in one transaction
+  (policy checks, rendering, ``to``/body committed)
   and hands each sendable row to a bounded pool of ``SCHEDULER_THREADS`` send threads. While
   a backlog lasts it keeps claiming as room frees up (in batches of half a pool, not a row
   per transaction), so a busy worker never idles for a poll interval; APScheduler skips the
@@ -45,23 +48,19 @@ from sqlalchemy.orm import configure_mappers
 
 from booking_service.config import Settings
 from booking_service.db import Database, utcnow
-from booking_service.messaging.dispatch import (
-    Delivery,
-    Outcome,
-    Prepared,
-    Transports,
-    claim_due,
-    deliver,
-    prepare,
-    record,
-    recover_expired,
-    release,
-)
+from booking_service.outbox.claim import claim_due, claim_limit, release
+from booking_service.outbox.outcome import Outcome
+from booking_service.outbox.prepare import Prepared, prepare
+from booking_service.outbox.reconcile import recover_expired
+from booking_service.outbox.record import record
+from booking_service.outbox.send import Delivery, Transports, deliver
 
 logger = logging.getLogger("scheduler")
 
 RECORD_GATHER_SECONDS = 0.02
 RECORD_BATCH = 200
+# Weight of the newest send in the running mean of send times that claim_limit() uses.
+SEND_TIME_WEIGHT = 0.1
 
 
 def make_worker_id() -> str:
@@ -126,6 +125,7 @@ class Worker:
         # prepare; they wait milliseconds). While a backlog lasts, claim in batches of half a
         # pool rather than a row per transaction.
         self.capacity = 2 * self.threads
+        self.send_seconds = 0.0  # running mean of the provider's answer time, for claim_limit()
         self.min_batch = max(1, self.threads // 2)
         self.worker_id = worker_id or make_worker_id()
         self.now_fn = now_fn
@@ -156,7 +156,7 @@ class Worker:
         with self._claiming:
             while not self._stopping.is_set():
                 with self._slots:
-                    free = self.capacity - self._in_flight
+                    free = self.claim_room()
                     if free < (self.min_batch if submitted else 1):
                         # Backlog and a busy pool: wait for room rather than a poll interval.
                         self._slots.wait(0.5)
@@ -180,6 +180,13 @@ class Worker:
         if self._stopping.is_set():
             self._stop_scheduler()
         return submitted
+
+    def claim_room(self) -> int:
+        """How many more rows this worker may claim now (see :func:`claim_limit`)."""
+        limit = claim_limit(
+            threads=self.threads, lease=self.lease, send_seconds=self.send_seconds, ceiling=self.capacity
+        )
+        return limit - self._in_flight
 
     def _prepare_and_submit(self, ids: list[int]) -> int:
         """Prepare a claimed batch in one transaction; hand the sendable rows to the pool."""
@@ -220,6 +227,8 @@ class Worker:
             logger.exception("message %s: send crashed; the reaper will recover it", prepared.message_id)
             self._done(1)
             return
+        # Unlocked: a lost update of a running mean only delays it by one sample.
+        self.send_seconds += SEND_TIME_WEIGHT * (delivery.elapsed - self.send_seconds)
         self._deliveries.put(delivery)
 
     def _record_loop(self) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from booking_service.messaging.models import OutboxMessage
+from booking_service.outbox.models import OutboxMessage
 from booking_service.staff.operations import create_api_token, create_user
 from tests.conftest import NOW, local
 

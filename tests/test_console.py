@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import select, update
 
 from booking_service.clinic.models import Service
-from booking_service.messaging.models import InboundMessage, OutboxMessage
+from booking_service.messaging.models import InboundMessage
 from booking_service.messaging.replies import handle_inbound
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import ConsentEvent, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import func, select
 
 from booking_service.db import utcnow
-from booking_service.messaging.models import FINAL_STATUSES, OutboxMessage
+from booking_service.outbox.models import FINAL_STATUSES, OutboxMessage
 from booking_service.patients.models import Patient
 from tests.conftest import SECRET
 from tests.support.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_PHONE_NUMBER

@@ -13,9 +13,16 @@ from sqlalchemy import select
 
 from booking_service.config import Settings
 from booking_service.db import utcnow
-from booking_service.messaging import dispatch, policy
-from booking_service.messaging.dispatch import Transports, claim_due, recover_expired, send_one
-from booking_service.messaging.models import OutboxMessage
+from booking_service.messaging import policy
+from booking_service.outbox import record as recording
+from booking_service.outbox import retry
+from booking_service.outbox import send as sending
+from booking_service.outbox.claim import DEFAULT_LEASE, claim_due
+from booking_service.outbox.failures import fallback_dedupe_key
+from booking_service.outbox.models import OutboxMessage
+from booking_service.outbox.prepare import Prepared, prepare
+from booking_service.outbox.reconcile import recover_expired
+from booking_service.outbox.send import Transports, send_one
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
@@ -47,7 +54,7 @@ def settings(fake: FakeTwilio, smtp: SmtpServer) -> Settings:
 
 @pytest.fixture
 def transports(settings) -> Transports:
-    return Transports.from_settings(settings, lease=dispatch.DEFAULT_LEASE)
+    return Transports.from_settings(settings, lease=DEFAULT_LEASE)
 
 
 @pytest.fixture
@@ -143,7 +150,7 @@ def row(database, message_id: int) -> OutboxMessage:
         return s.get(OutboxMessage, message_id)
 
 
-def deliver(database, transports, settings, *, now=NOW, worker=WORKER, limit=100, lease=dispatch.DEFAULT_LEASE):
+def deliver(database, transports, settings, *, now=NOW, worker=WORKER, limit=100, lease=DEFAULT_LEASE):
     """One round of what a worker does: claim what is due at ``now``, send each row."""
     ids = claim_due(database, worker_id=worker, now=now, limit=limit, lease=lease)
     return [
@@ -166,7 +173,7 @@ def test_claim_takes_due_rows_only_and_stamps_the_lease(database, make_patient, 
     claimed = row(database, due)
     assert (claimed.status, claimed.claimed_by, claimed.attempts) == ("sending", WORKER, 1)
     assert claimed.claimed_at == NOW
-    assert claimed.lease_expires_at == NOW + dispatch.DEFAULT_LEASE
+    assert claimed.lease_expires_at == NOW + DEFAULT_LEASE
     assert row(database, future).status == "pending"
     assert claim_due(database, worker_id="other", now=NOW, limit=10) == []
 
@@ -311,20 +318,20 @@ def test_a_claimed_batch_is_prepared_and_recorded_in_one_transaction_each(
     assert ids == sorted([good, bad, unwanted, held])
     fake.fail_number("+14165550999", 20503, status=503)
 
-    results = dispatch.prepare(database, ids, settings=settings, worker_id=WORKER, now_fn=lambda: night)
+    results = prepare(database, ids, settings=settings, worker_id=WORKER, now_fn=lambda: night)
     by_id = dict(zip(ids, results, strict=True))
-    assert isinstance(by_id[good], dispatch.Prepared) and isinstance(by_id[bad], dispatch.Prepared)
+    assert isinstance(by_id[good], Prepared) and isinstance(by_id[bad], Prepared)
     assert (by_id[unwanted].status, by_id[held].status) == ("skipped", "pending")
     assert row(database, good).body == "good" and row(database, good).to == PHONE
 
-    deliveries = [dispatch.deliver(by_id[i], transports) for i in (good, bad)]
-    outcomes = dispatch.record(database, deliveries, worker_id=WORKER, now=night)
+    deliveries = [sending.deliver(by_id[i], transports) for i in (good, bad)]
+    outcomes = recording.record(database, deliveries, worker_id=WORKER, now=night)
     assert [(o.message_id, o.status) for o in outcomes] == [(good, "sent"), (bad, "pending")]
     assert row(database, good).provider_id == fake.messages[0]["sid"]
     assert row(database, bad).error_code == "20503"
     # Prepared twice, or recorded by another worker: nothing is written.
-    assert dispatch.prepare(database, [good], settings=settings, worker_id=WORKER)[0].status == "lost"
-    assert dispatch.record(database, deliveries[:1], worker_id="other", now=night)[0].status == "lost"
+    assert prepare(database, [good], settings=settings, worker_id=WORKER)[0].status == "lost"
+    assert recording.record(database, deliveries[:1], worker_id="other", now=night)[0].status == "lost"
     assert row(database, good).status == "sent"
 
 
@@ -502,7 +509,7 @@ def test_an_invalid_number_fails_permanently_and_falls_back_to_email(
         assert s.get(Patient, patient).phone_invalid_at == NOW
         fallback = s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "email")).one()
     assert (fallback.kind, fallback.status, fallback.to) == ("reminder", "pending", EMAIL)
-    assert fallback.dedupe_key == dispatch.fallback_dedupe_key(failed.dedupe_key)
+    assert fallback.dedupe_key == fallback_dedupe_key(failed.dedupe_key)
     assert fallback.appointment_id == appointment
 
     [outcome] = deliver(database, transports, settings)
@@ -515,14 +522,34 @@ def test_an_invalid_number_fails_permanently_and_falls_back_to_email(
     assert row(database, again).status == "skipped"
 
 
-def test_an_invalid_number_without_email_consent_has_no_fallback(
+def test_an_invalid_number_without_email_consent_has_no_fallback_for_a_reminder(
     database, fake, transports, settings, make_patient, make_message
 ):
-    make_message(make_patient(email_consent=False), kind="confirmation")
+    make_message(make_patient(email_consent=False), kind="reminder")
     fake.fail_number(PHONE, 21614)
     deliver(database, transports, settings)
     with database.unit_of_work() as s:
         assert s.scalars(select(OutboxMessage.channel)).all() == ["sms"]
+
+
+def test_an_invalid_number_still_gets_its_confirmation_by_email_without_email_consent(
+    database, fake, smtp, transports, settings, make_patient, make_appointment, make_message
+):
+    # A confirmation answers the patient's own booking (planning's transactional rule), so the
+    # e-mail fallback needs an address, not marketing consent.
+    patient = make_patient(email_consent=False)
+    appointment = make_appointment(patient, NOW + timedelta(days=1))
+    text = make_message(patient, kind="confirmation", appointment_id=appointment, body="Booked: tomorrow 08:00.")
+    fake.fail_number(PHONE, 21614)
+
+    deliver(database, transports, settings)
+    with database.unit_of_work() as s:
+        fallback = s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "email")).one()
+        assert (fallback.kind, fallback.to, fallback.payload["fallback_from"]) == ("confirmation", EMAIL, text)
+    [outcome] = deliver(database, transports, settings)
+    assert (outcome.message_id, outcome.status) == (fallback.id, "sent")
+    [received] = smtp.messages
+    assert received.rcpt_tos == [EMAIL]
 
 
 @pytest.mark.parametrize(("status", "code"), [(429, 20429), (500, 20500)])
@@ -535,13 +562,14 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff_then_sent(
     [first] = deliver(database, transports, settings)
     retry = row(database, message_id)
     assert (first.status, retry.status, retry.attempts, retry.error_code) == ("pending", "pending", 1, str(code))
-    assert NOW + timedelta(seconds=15) <= retry.next_attempt_at <= NOW + timedelta(seconds=30)
+    # Fast at first (retry.RETRY_CEILINGS): within 1-2 s, then 4-8 s.
+    assert NOW + timedelta(seconds=1) <= retry.next_attempt_at <= NOW + timedelta(seconds=2)
     assert deliver(database, transports, settings, now=retry.next_attempt_at - timedelta(seconds=1)) == []
 
     t2 = retry.next_attempt_at
     deliver(database, transports, settings, now=t2)
     retry = row(database, message_id)
-    assert t2 + timedelta(seconds=30) <= retry.next_attempt_at <= t2 + timedelta(seconds=60)
+    assert t2 + timedelta(seconds=4) <= retry.next_attempt_at <= t2 + timedelta(seconds=8)
 
     [last] = deliver(database, transports, settings, now=retry.next_attempt_at)
     done = row(database, message_id)
@@ -549,13 +577,14 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff_then_sent(
     assert len(fake.messages) == 1
 
 
-def test_backoff_doubles_from_30_seconds_to_an_hour_with_jitter():
+def test_backoff_retries_within_seconds_then_backs_off_to_an_hour_with_jitter():
     import random
 
     rng = random.Random(1)
-    for attempts, ceiling in [(1, 30), (2, 60), (3, 120), (7, 1920), (8, 3600), (20, 3600)]:
+    table = [(1, 2), (2, 8), (3, 30), (4, 120), (5, 600), (6, 1800), (7, 3600), (8, 3600), (20, 3600)]
+    for attempts, ceiling in table:
         for _ in range(20):
-            wait = dispatch.backoff(attempts, rng=rng).total_seconds()
+            wait = retry.backoff(attempts, rng=rng).total_seconds()
             assert ceiling / 2 <= wait <= ceiling
 
 
@@ -565,12 +594,12 @@ def test_a_message_fails_for_good_after_the_attempt_cap(
     message_id = make_message(make_patient())
     fake.fail_next(503, 20503, count=100)
     now = NOW
-    for _ in range(dispatch.MAX_ATTEMPTS):
+    for _ in range(retry.MAX_ATTEMPTS):
         deliver(database, transports, settings, now=now)
         now = row(database, message_id).next_attempt_at or now
     final = row(database, message_id)
-    assert (final.status, final.attempts) == ("failed", dispatch.MAX_ATTEMPTS)
-    assert final.error.startswith(f"gave up after {dispatch.MAX_ATTEMPTS} attempts: Twilio error 20503")
+    assert (final.status, final.attempts) == ("failed", retry.MAX_ATTEMPTS)
+    assert final.error.startswith(f"gave up after {retry.MAX_ATTEMPTS} attempts: Twilio error 20503")
 
 
 def test_twilio_21610_records_the_opt_out_and_fails_the_message(
@@ -645,12 +674,12 @@ def _prepare_then_die(database, transports, settings, message_id, *, now, send: 
     """A worker that claims and prepares a row, maybe hands it to Twilio, then dies unrecorded."""
     [claimed] = claim_due(database, worker_id="dead-worker", now=now, limit=1, lease=lease)
     assert claimed == message_id
-    [prepared] = dispatch.prepare(
+    [prepared] = prepare(
         database, [message_id], settings=settings, worker_id="dead-worker", now_fn=lambda: now, lease=lease
     )
-    assert isinstance(prepared, dispatch.Prepared)
+    assert isinstance(prepared, Prepared)
     if send:
-        return dispatch.deliver(prepared, transports).sent
+        return sending.deliver(prepared, transports).sent
     return None
 
 
@@ -722,11 +751,11 @@ def test_a_timed_out_send_is_reconciled_instead_of_retried(database, fake, setti
     assert outcome.status == "sending"
     waiting = row(database, message_id)
     assert waiting.status == "sending" and "timeout" in waiting.error
-    assert waiting.lease_expires_at == now + dispatch.UNCERTAIN_SETTLE
+    assert waiting.lease_expires_at == now + recording.UNCERTAIN_SETTLE
 
     fake.latency = 0
     [recovered] = recover_expired(
-        database, now=now + dispatch.UNCERTAIN_SETTLE + timedelta(seconds=1), transports=transports
+        database, now=now + recording.UNCERTAIN_SETTLE + timedelta(seconds=1), transports=transports
     )
     assert recovered.status == "sent"
     assert row(database, message_id).provider_id == fake.messages[0]["sid"]
@@ -740,14 +769,12 @@ def test_a_late_record_wins_over_the_reaper_if_nobody_reclaimed_the_row(
     lease = timedelta(seconds=30)
     message_id = make_message(make_patient(), due_at=now)
     [claimed] = claim_due(database, worker_id=WORKER, now=now, limit=1, lease=lease)
-    [prepared] = dispatch.prepare(
-        database, [claimed], settings=settings, worker_id=WORKER, now_fn=lambda: now, lease=lease
-    )
+    [prepared] = prepare(database, [claimed], settings=settings, worker_id=WORKER, now_fn=lambda: now, lease=lease)
     # The reaper runs before Twilio has the message: back to pending.
     [reaped] = recover_expired(database, now=now + timedelta(minutes=1), transports=transports)
     assert reaped.status == "pending"
-    delivery = dispatch.deliver(prepared, transports)
-    [outcome] = dispatch.record(database, [delivery], worker_id=WORKER, now=now + timedelta(minutes=1))
+    delivery = sending.deliver(prepared, transports)
+    [outcome] = recording.record(database, [delivery], worker_id=WORKER, now=now + timedelta(minutes=1))
     assert outcome.status == "sent"
     assert row(database, message_id).provider_id == delivery.sent.provider_id
     assert claim_due(database, worker_id="w2", now=now + timedelta(minutes=2), limit=5) == []
@@ -758,7 +785,7 @@ def test_the_reaper_gives_up_after_the_attempt_cap(database, transports, make_pa
     with database.unit_of_work() as s:
         r = s.get(OutboxMessage, message_id)
         r.status, r.claimed_by, r.claimed_at = "sending", "gone", NOW
-        r.attempts, r.lease_expires_at = dispatch.MAX_ATTEMPTS, NOW
+        r.attempts, r.lease_expires_at = retry.MAX_ATTEMPTS, NOW
     [outcome] = recover_expired(database, now=NOW + timedelta(seconds=1), transports=transports)
     assert outcome.status == "failed"
     assert row(database, message_id).error.startswith("gave up after 8 attempts")

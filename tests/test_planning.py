@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from booking_service.clinic.queries import get_clinic
 from booking_service.messaging import planning
-from booking_service.messaging.models import OutboxMessage
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from booking_service.clinic.models import ClinicSettings
 from booking_service.config import Settings
-from booking_service.messaging.models import OutboxMessage
 from booking_service.messaging.rendering import render
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.operations import PatientDetails
 from booking_service.usecases.booking import BookingRequest, book, cancel
 from booking_service.waitlist import offers

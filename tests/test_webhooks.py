@@ -19,9 +19,10 @@ from twilio.request_validator import RequestValidator
 from booking_service import create_app
 from booking_service.clinic.models import ClinicSettings, Location, Service
 from booking_service.messaging import replies
-from booking_service.messaging.models import InboundMessage, OutboxMessage
+from booking_service.messaging.models import InboundMessage
 from booking_service.messaging.rendering import render
 from booking_service.messaging.transports import TwilioSms
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import tokens

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from booking_service.config import ConfigError, Settings, load_settings
 from booking_service.db import Database, utcnow
-from booking_service.messaging import dispatch
-from booking_service.messaging.models import OutboxMessage
+from booking_service.outbox import claim
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from scheduler.worker import Worker, once_across_workers
 from tests.conftest import SECRET
@@ -146,9 +146,9 @@ def test_stop_lets_in_flight_sends_finish_and_record(db_url, database, fake, pat
 def test_rows_claimed_as_the_worker_stops_are_given_back(database, patient_id):
     ids = add_rows(database, patient_id, 3)
     now = utcnow()
-    claimed = dispatch.claim_due(database, worker_id="w", now=now, limit=10)
-    assert dispatch.release(database, claimed, worker_id="someone-else", now=now) == 0
-    assert dispatch.release(database, claimed, worker_id="w", now=now) == 3
+    claimed = claim.claim_due(database, worker_id="w", now=now, limit=10)
+    assert claim.release(database, claimed, worker_id="someone-else", now=now) == 0
+    assert claim.release(database, claimed, worker_id="w", now=now) == 3
     with database.unit_of_work() as s:
         rows = s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
         assert {(r.status, r.attempts, r.claimed_by) for r in rows} == {("pending", 0, None)}

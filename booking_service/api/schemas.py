@@ -20,8 +20,8 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from booking_service.clinic.models import SERVICE_KINDS
-from booking_service.messaging.models import CHANNELS, KINDS
-from booking_service.messaging.models import STATUSES as MESSAGE_STATUSES
+from booking_service.outbox.models import CHANNELS, KINDS
+from booking_service.outbox.models import STATUSES as MESSAGE_STATUSES
 from booking_service.scheduling.models import RED_FLAGS, STATUSES
 from booking_service.scheduling.slots import MAX_RANGE_DAYS
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
-from booking_service.messaging.models import OutboxMessage
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from booking_service.scheduling import tokens
 from booking_service.scheduling.availability import Slot

@@ -39,7 +39,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from booking_service.messaging import rules
-from booking_service.messaging.models import OutboxMessage
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import is_opted_out
 from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
@@ -52,6 +52,8 @@ TIMED_KINDS = ("confirmation", "reminder", "reschedule", "follow_up")
 APPOINTMENT_KINDS = (*TIMED_KINDS, "cancellation", "waitlist_offer", "nudge")
 
 SUPERSEDED = "superseded by reschedule"
+# Notices answer a booking change the patient is part of: by e-mail they need no e-mail consent.
+NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
 
 
 # --------------------------------------------------------------------------- who may get what
@@ -86,7 +88,7 @@ def _key(appointment: Appointment, kind: str, channel: str, rule: str = "-") -> 
     )
 
 
-def _row(
+def row(
     appointment: Appointment | None,
     patient: Patient | None,
     *,
@@ -98,15 +100,19 @@ def _row(
     now: datetime,
     template: str | None = None,
     payload: dict | None = None,
+    body: str | None = None,
 ) -> OutboxMessage:
+    """A new ``pending`` outbox row (not added to the session). Rendered from ``template``
+    (default: the kind) unless a ``body`` is given without one, which is then sent as written."""
     return OutboxMessage(
         appointment_id=appointment.id if appointment is not None else None,
         patient_id=patient.id if patient is not None else None,
         channel=channel,
         kind=kind,
         to=to,
-        template=template or kind,
+        template=template if body is not None else (template or kind),
         payload=payload or {},
+        body=body,
         due_at=due,
         next_attempt_at=due,
         status="pending",
@@ -181,7 +187,7 @@ def _notice(
     rows = []
     if email_allowed(patient, transactional=True):
         rows.append(
-            _row(
+            row(
                 appointment,
                 patient,
                 kind=kind,
@@ -195,7 +201,7 @@ def _notice(
         )
     if sms_allowed(session, patient):
         rows.append(
-            _row(
+            row(
                 appointment,
                 patient,
                 kind=kind,
@@ -237,7 +243,7 @@ def _reminders(
         if not rules.reminder_wanted(due, start=start, now=now, notice_at=notices.get(rule.channel)):
             continue
         rows.append(
-            _row(
+            row(
                 appointment,
                 patient,
                 kind="reminder",
@@ -281,7 +287,7 @@ def _follow_up(session: Session, appointment: Appointment, *, now: datetime) -> 
     _insert(
         session,
         [
-            _row(
+            row(
                 appointment,
                 patient,
                 kind="follow_up",
@@ -367,7 +373,7 @@ def reply(
     added = _insert(
         session,
         [
-            _row(
+            row(
                 appointment,
                 patient,
                 kind="reply",
@@ -410,7 +416,7 @@ def waitlist_offer(
     ):
         if allowed:
             rows.append(
-                _row(
+                row(
                     None,
                     patient,
                     kind="waitlist_offer",

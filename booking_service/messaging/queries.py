@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from booking_service.messaging.models import InboundMessage, OutboxMessage
+from booking_service.messaging.models import InboundMessage
+from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from booking_service.scheduling.models import Appointment
 
