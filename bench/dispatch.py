@@ -127,7 +127,7 @@ def _outbox_model():
     try:
         from booking_service.outbox.models import OutboxMessage
     except ImportError:
-        from booking_service.messaging.models import OutboxMessage
+        from booking_service.outbox.models import OutboxMessage
     return OutboxMessage
 
 

@@ -9,15 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import Base, UTCDateTime, utcnow
 
-# Moved to booking_service.outbox.models; re-exported for code written before the move.
-from booking_service.outbox.models import (  # noqa: F401
-    CHANNELS,
-    FINAL_STATUSES,
-    KINDS,
-    STATUSES,
-    OutboxMessage,
-)
-
 
 class InboundMessage(Base):
     """A text a patient sent us, how we read it, and whether staff have dealt with it."""

@@ -1,7 +1,7 @@
 """staff sessions held server side; API tokens expire
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 06:20:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import booking_service.db
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
