@@ -18,10 +18,10 @@ from twilio.request_validator import RequestValidator
 
 from booking_service import create_app
 from booking_service.clinic.models import ClinicSettings, Location, Service
+from booking_service.integrations.registry import build_sms_transport
 from booking_service.messaging import replies
 from booking_service.messaging.models import InboundMessage, OutboxMessage
 from booking_service.messaging.rendering import render
-from booking_service.messaging.transports import TwilioSms
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import operations, tokens
@@ -550,7 +550,7 @@ def live(db_url, database, make_clinic, frozen):
     server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
     with FakeTwilio() as fake:
-        app = make_app(db_url, PUBLIC_BASE_URL=base_url, **fake.config())
+        app = make_app(db_url, PUBLIC_BASE_URL=base_url, **fake.environ())
         holder["app"] = app
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -566,12 +566,7 @@ def test_a_real_sms_status_callback_signed_by_the_twilio_double_is_applied(live,
     base_url, fake, app = live
     book(database, local("2026-11-26", "10:00"))
     settings = app.extensions["settings"]
-    transport = TwilioSms(
-        settings.TWILIO_ACCOUNT_SID,
-        settings.TWILIO_AUTH_TOKEN,
-        from_number=settings.TWILIO_FROM_NUMBER,
-        api_base_url=settings.TWILIO_API_BASE_URL,
-    )
+    transport = build_sms_transport(settings)  # the worker's own registry, from the app's settings
     with fresh(database) as session:  # the worker's part: render, send, record
         row = session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "sms").limit(1)).one()
         sms = render(session, row, settings=settings, clinic=session.get(ClinicSettings, 1), now=NOW)

@@ -61,7 +61,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -69,21 +68,12 @@ from sqlalchemy.orm import Session, contains_eager
 
 from booking_service.clinic.queries import get_clinic
 from booking_service.db import Database, utcnow, write_transaction
+from booking_service.integrations.contract import Email, ProviderRecord, Sent, Sms, TransportError
+from booking_service.integrations.registry import Transports
+from booking_service.integrations.smtp.message_id import message_id_for
+from booking_service.integrations.twilio.callbacks import status_callback_url
 from booking_service.messaging import policy
 from booking_service.messaging.models import OutboxMessage
-from booking_service.messaging.transports import (
-    Email,
-    EmailTransport,
-    ProviderRecord,
-    Sent,
-    Sms,
-    SmsTransport,
-    SmtpEmail,
-    TransportError,
-    TwilioSms,
-    build_email_transport,
-    build_sms_transport,
-)
 from booking_service.patients.models import Patient, SmsOptOut
 
 logger = logging.getLogger("booking_service.dispatch")
@@ -97,35 +87,16 @@ BACKOFF_CAP = timedelta(hours=1)
 RECONCILE_MARGIN = timedelta(seconds=60)
 # An uncertain send (timeout) is reconciled after this long, once the provider has settled.
 UNCERTAIN_SETTLE = timedelta(seconds=5)
-STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 
 Renderer = Callable[..., Sms | Email]
 
 _m = OutboxMessage
 
 
-@dataclass(frozen=True)
-class Transports:
-    sms: SmsTransport
-    email: EmailTransport
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, lease: timedelta | None = None) -> Transports:
-        """The configured transports. With ``lease``, the SMS timeout is kept under a third of
-        it, so a live worker always finishes a send before its lease can expire."""
-        sms, email = build_sms_transport(settings), build_email_transport(settings)
-        if lease is not None:
-            bound = max(lease.total_seconds() / 3, 0.5)
-            if isinstance(sms, TwilioSms):
-                sms.timeout = min(sms.timeout, bound)
-            if isinstance(email, SmtpEmail):
-                # Per SMTP command; a crawling server could still outlast the lease, in which
-                # case the resend carries the same Message-ID (see the module docstring).
-                email.timeout = min(email.timeout, bound)
-        return cls(sms=sms, email=email)
-
-    def for_channel(self, channel: str) -> SmsTransport | EmailTransport:
-        return self.sms if channel == "sms" else self.email
+def send_timeout_for(lease: timedelta) -> float:
+    """The longest a provider call may take under ``lease``: a third of it, so a live worker
+    always finishes a send (and records it) before its lease can expire."""
+    return max(lease.total_seconds() / 3, 0.5)
 
 
 @dataclass(frozen=True)
@@ -493,9 +464,15 @@ def _render(
     if row.template is None and row.body:
         to = row.to or _patient_address(row)
         if row.channel == "sms":
-            return Sms(to=to or "", body=row.body, status_callback=status_callback_url(settings))
+            return Sms(to=to or "", body=row.body, status_callback=status_callback_url(settings.PUBLIC_BASE_URL))
         subject = str((row.payload or {}).get("subject") or clinic.name)
-        return Email(to=to or "", subject=subject, text=row.body, html=None, message_id=message_id_for(row, settings))
+        return Email(
+            to=to or "",
+            subject=subject,
+            text=row.body,
+            html=None,
+            message_id=message_id_for(row.id, settings.PUBLIC_BASE_URL),
+        )
     if renderer is None:
         from booking_service.messaging.rendering import render as renderer
     # render() gives e-mails the stable Message-ID of message_id_for(): a resend after a crash
@@ -508,17 +485,6 @@ def _patient_address(row: OutboxMessage) -> str | None:
     if patient is None:
         return None
     return patient.phone if row.channel == "sms" else patient.email
-
-
-def status_callback_url(settings: Any) -> str:
-    return str(getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:5000")).rstrip("/") + STATUS_CALLBACK_PATH
-
-
-def message_id_for(row: OutboxMessage, settings: Any) -> str:
-    """The e-mail Message-ID of an outbox row, the same on every attempt and from every worker
-    (the format :func:`booking_service.messaging.rendering.render` uses)."""
-    host = urlsplit(str(getattr(settings, "PUBLIC_BASE_URL", ""))).hostname or "localhost"
-    return f"<outbox-{row.id}@{host}>"
 
 
 def record(database: Database, deliveries: list[Delivery], *, worker_id: str, now: datetime) -> list[Outcome]:
@@ -623,7 +589,7 @@ def _record_failure(
         return Outcome(status="lost", **base)
     row = session.get(_m, prepared.message_id)
     if prepared.channel == "sms" and exc.opted_out:
-        from booking_service.messaging.replies import opt_out_phone
+        from booking_service.patients.consent import opt_out_phone
 
         # The same as a STOP: SmsOptOut, a ledger event, and the number's pending texts cancelled.
         opt_out_phone(session, to, source="twilio_21610", now=now, detail=f"send of outbox message {row.id} refused")
