@@ -639,16 +639,19 @@ def tls_smtp(tmp_path, monkeypatch):
         yield server
 
 
-def test_smtp_starttls_and_login_send_over_tls(tls_smtp):
-    mailer = SmtpEmail(
-        "127.0.0.1",
-        tls_smtp.port,
-        username="clinic",
-        password="s3cret",
-        starttls=True,
-        from_addr="desk@clinic.example",
-        timeout=5,
+def _tls_mailer(server: SmtpServer, *, password: str) -> SmtpEmail:
+    """The SMTP transport as the app builds it, for STARTTLS and login as ``clinic``."""
+    settings = settings_from(
+        server.environ(SMTP_USERNAME="clinic", SMTP_PASSWORD=password, SMTP_STARTTLS="true"),
+        EMAIL_FROM="desk@clinic.example",
     )
+    mailer = build_email_transport(settings, send_timeout=5)
+    assert isinstance(mailer, SmtpEmail) and mailer.starttls
+    return mailer
+
+
+def test_smtp_starttls_and_login_send_over_tls(tls_smtp):
+    mailer = _tls_mailer(tls_smtp, password="s3cret")
 
     mailer.send(_email())
 
@@ -658,15 +661,7 @@ def test_smtp_starttls_and_login_send_over_tls(tls_smtp):
 
 
 def test_smtp_wrong_password_is_a_transient_config_error(tls_smtp):
-    mailer = SmtpEmail(
-        "127.0.0.1",
-        tls_smtp.port,
-        username="clinic",
-        password="wrong",
-        starttls=True,
-        from_addr="desk@clinic.example",
-        timeout=5,
-    )
+    mailer = _tls_mailer(tls_smtp, password="wrong")
 
     error = _failure(lambda: mailer.send(_email()))
 

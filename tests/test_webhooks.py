@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from booking_service import create_app
 from booking_service.clinic.models import ClinicSettings, Location, Service
 from booking_service.integrations.registry import build_sms_transport
+from booking_service.integrations.twilio.callbacks import StatusReport, read_status_callback
 from booking_service.messaging import replies
 from booking_service.messaging.models import InboundMessage, OutboxMessage
 from booking_service.messaging.rendering import render
@@ -498,6 +499,48 @@ def test_status_callbacks_move_a_message_forward_and_never_back(client, database
         assert delivered.delivered_at is not None
         assert (failed.status, failed.error_code) == ("failed", "30003")
         assert "30003" in failed.error and failed.delivered_at is None
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ({"MessageSid": "SM1", "MessageStatus": "queued"}, StatusReport("SM1", "sent")),
+        ({"SmsSid": "SM1", "SmsStatus": "accepted"}, StatusReport("SM1", "sent")),
+        ({"MessageSid": "SM1", "MessageStatus": "Delivered"}, StatusReport("SM1", "delivered")),
+        ({"MessageSid": "SM1", "MessageStatus": "being-weird"}, StatusReport("SM1", None)),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": "21610"},
+            StatusReport(
+                "SM1",
+                "failed",
+                error_code="21610",
+                error="Twilio error 21610: the recipient replied STOP; Twilio refuses until START",
+                opted_out=True,
+            ),
+        ),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "30006"},
+            StatusReport(
+                "SM1",
+                "failed",
+                error_code="30006",
+                error="Twilio error 30006: landline or unreachable carrier",
+                bad_address=True,
+            ),
+        ),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "39999"},
+            StatusReport("SM1", "failed", error_code="39999", error="Twilio error 39999 (failed)"),
+        ),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "canceled"},
+            StatusReport("SM1", "failed", error="Twilio reported canceled"),
+        ),
+        ({"MessageStatus": "delivered"}, None),
+    ],
+)
+def test_a_status_callback_is_read_into_our_vocabulary_and_the_errors_meaning(form, expected):
+    assert read_status_callback(form) == expected
 
 
 def test_a_status_callback_for_an_unknown_message_is_accepted_and_changes_nothing(client, database):

@@ -8,7 +8,7 @@ to the outbox through the provider-neutral :func:`~booking_service.messaging.sta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -27,8 +27,9 @@ def status_callback_url(public_base_url: str) -> str:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """One status callback in our terms. ``status`` is ``sent``, ``delivered`` or ``failed``
-    (None: a Twilio status we do not know, to be ignored); ``error`` is set for ``failed``."""
+    """One status callback in our terms, field for field the keywords of
+    ``apply_provider_status``. ``status`` is ``sent``, ``delivered`` or ``failed`` (None: a
+    Twilio status we do not know, to be ignored); ``error`` is set for ``failed``."""
 
     provider_id: str
     status: str | None
@@ -68,14 +69,6 @@ def handle_status_callback(session: Session, form: Mapping[str, str], *, now: da
     report = read_status_callback(form)
     if report is None or report.status is None:
         return False
-    outcome = apply_provider_status(
-        session,
-        provider_id=report.provider_id,
-        status=report.status,
-        error_code=report.error_code,
-        error=report.error,
-        opted_out=report.opted_out,
-        bad_address=report.bad_address,
-        now=now,
-    )
+    # The report's fields are apply_provider_status's keywords, by design.
+    outcome = apply_provider_status(session, **asdict(report), now=now)
     return outcome.changed
