@@ -337,10 +337,10 @@ def baseline_child(base_url: str, threads: int, count: int, start_at: float) -> 
     Prints its start, end and CPU time as JSON."""
     from twilio.rest import Client
 
-    from booking_service.messaging.transports import _make_http_client
+    from booking_service.integrations.twilio.transport import make_http_client
 
     # The HTTP client the app's transport uses (pooled session, a timeout, the base URL).
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=_make_http_client(base_url, 10))
+    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=make_http_client(base_url, 10))
     _ = client.messages
     remaining = iter(range(count))
     lock = threading.Lock()

@@ -70,8 +70,8 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from booking_service.api.blueprint import register_api
     from booking_service.console.blueprint import register_console
+    from booking_service.integrations.twilio.blueprint import register_webhooks
     from booking_service.web.blueprint import register_web
-    from booking_service.webhooks.blueprint import register_webhooks
 
     register_api(app)
     register_web(app)

@@ -32,13 +32,15 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be 'true' or 'false', not {raw!r}")
 
 
-def _parse_int(name: str, raw: str, *, minimum: int | None = None) -> int:
+def _parse_int(name: str, raw: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
@@ -64,7 +66,7 @@ def _parse_base_url(name: str, raw: str, *, path_allowed: bool) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"{name} must be an http(s) URL such as https://clinic.example, not {raw!r}")
-    if not path_allowed and (parts.path or parts.query):
+    if not path_allowed and (parts.path or parts.query or parts.fragment):
         raise ConfigError(f"{name} must be a scheme, host and port only, not {raw!r}")
     return value
 
@@ -193,7 +195,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if (raw := get("EMAIL_BACKEND")) is not None:
         values["EMAIL_BACKEND"] = _parse_choice("EMAIL_BACKEND", raw, ("console", "smtp"))
     if (raw := get("SMTP_PORT")) is not None:
-        values["SMTP_PORT"] = _parse_int("SMTP_PORT", raw, minimum=1)
+        values["SMTP_PORT"] = _parse_int("SMTP_PORT", raw, minimum=1, maximum=65535)
     if (raw := get("SMTP_STARTTLS")) is not None:
         values["SMTP_STARTTLS"] = _parse_bool("SMTP_STARTTLS", raw)
     if (raw := get("SCHEDULER_POLL_SECONDS")) is not None:

@@ -48,12 +48,13 @@ from sqlalchemy.orm import configure_mappers
 
 from booking_service.config import Settings
 from booking_service.db import Database, utcnow
+from booking_service.integrations.registry import Transports, build_transports
 from booking_service.outbox.claim import claim_due, claim_limit, release
 from booking_service.outbox.outcome import Outcome
 from booking_service.outbox.prepare import Prepared, prepare
 from booking_service.outbox.reconcile import recover_expired
 from booking_service.outbox.record import record
-from booking_service.outbox.send import Delivery, Transports, deliver
+from booking_service.outbox.send import Delivery, deliver, send_timeout_for
 
 logger = logging.getLogger("scheduler")
 
@@ -130,7 +131,7 @@ class Worker:
         self.worker_id = worker_id or make_worker_id()
         self.now_fn = now_fn
         self.database = database or Database(settings.DATABASE_URL, pool_size=4)
-        self.transports = transports or Transports.from_settings(settings, lease=self.lease)
+        self.transports = transports or build_transports(settings, send_timeout=send_timeout_for(self.lease))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send")
         self._in_flight = 0
         self._slots = threading.Condition()

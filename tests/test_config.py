@@ -59,12 +59,18 @@ def test_production_refuses_plain_http_unless_a_trusted_proxy_ends_tls(tmp_path)
     [
         ("SMTP_PORT", "twenty-five"),
         ("SMTP_PORT", "0"),
+        ("SMTP_PORT", "65536"),
         ("SMTP_STARTTLS", "maybe"),
+        ("SMTP_STARTTLS", "yes please"),
         ("SMS_BACKEND", "pigeon"),
         ("EMAIL_BACKEND", "fax"),
         ("SCHEDULER_POLL_SECONDS", "soon"),
         ("PUBLIC_BASE_URL", "clinic.example"),
         ("TWILIO_API_BASE_URL", "http://127.0.0.1:8765/2010-04-01"),
+        ("TWILIO_API_BASE_URL", "127.0.0.1:8765"),
+        ("TWILIO_API_BASE_URL", "ftp://x"),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:8765?region=ie1"),
+        ("TWILIO_API_BASE_URL", "http://127.0.0.1:8765#top"),
         ("DATABASE_URL", "mysql://localhost/clinic"),
         ("APP_ENV", "staging"),
         ("TRUSTED_PROXIES", "-1"),
@@ -79,8 +85,19 @@ def test_a_malformed_value_is_an_error_that_names_the_variable(tmp_path, name, v
 def test_twilio_backend_needs_credentials_and_a_sender(tmp_path):
     with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID"):
         load_settings(base_env(tmp_path, SMS_BACKEND="twilio"))
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        load_settings(base_env(tmp_path, SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC1", TWILIO_FROM_NUMBER="+1"))
     with pytest.raises(ConfigError, match="TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"):
         load_settings(base_env(tmp_path, SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC1", TWILIO_AUTH_TOKEN="t"))
+
+
+def test_twilio_api_base_url_is_kept_as_scheme_host_and_port(tmp_path):
+    settings = load_settings(base_env(tmp_path, TWILIO_API_BASE_URL="http://127.0.0.1:8765/"))
+    assert settings.TWILIO_API_BASE_URL == "http://127.0.0.1:8765"
+
+
+def test_smtp_port_takes_any_port_number(tmp_path):
+    assert load_settings(base_env(tmp_path, SMTP_PORT="65535")).SMTP_PORT == 65535
 
 
 def test_plain_postgresql_urls_mean_psycopg_3(tmp_path):

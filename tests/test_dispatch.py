@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from booking_service.config import Settings
 from booking_service.db import utcnow
+from booking_service.integrations.registry import Transports, build_transports
 from booking_service.messaging import policy
 from booking_service.outbox import record as recording
 from booking_service.outbox import retry
@@ -22,12 +23,13 @@ from booking_service.outbox.failures import fallback_dedupe_key
 from booking_service.outbox.models import OutboxMessage
 from booking_service.outbox.prepare import Prepared, prepare
 from booking_service.outbox.reconcile import recover_expired
-from booking_service.outbox.send import Transports, send_one
+from booking_service.outbox.send import send_one, send_timeout_for
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.usecases.booking import BookingRequest, book
 from tests.conftest import NOW, SECRET, local
+from tests.support.environ import settings_from
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.smtp_server import SmtpServer
 
@@ -41,20 +43,12 @@ WORKER = "host:1:aaaa"
 
 @pytest.fixture
 def settings(fake: FakeTwilio, smtp: SmtpServer) -> Settings:
-    return Settings(SECRET_KEY=SECRET, PUBLIC_BASE_URL="http://testserver.local").with_overrides(
-        {
-            **fake.config(),
-            "EMAIL_BACKEND": "smtp",
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": smtp.port,
-            "EMAIL_FROM": "clinic@testserver.local",
-        }
-    )
+    return settings_from(fake.environ(), smtp.environ(), SECRET_KEY=SECRET)
 
 
 @pytest.fixture
 def transports(settings) -> Transports:
-    return Transports.from_settings(settings, lease=DEFAULT_LEASE)
+    return build_transports(settings, send_timeout=send_timeout_for(DEFAULT_LEASE))
 
 
 @pytest.fixture
@@ -743,7 +737,7 @@ def test_two_identical_texts_are_reconciled_to_distinct_provider_messages(
 def test_a_timed_out_send_is_reconciled_instead_of_retried(database, fake, settings, make_patient, make_message):
     now = utcnow()
     lease = timedelta(seconds=3)  # the transport's timeout becomes 1 s
-    transports = Transports.from_settings(settings, lease=lease)
+    transports = build_transports(settings, send_timeout=send_timeout_for(lease))
     message_id = make_message(make_patient(), due_at=now)
     fake.latency = 1.5  # Twilio accepts it, but answers too late
 

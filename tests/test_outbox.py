@@ -18,12 +18,13 @@ from sqlalchemy import select
 
 from booking_service.config import Settings
 from booking_service.db import Database, utcnow
+from booking_service.integrations.registry import build_transports
 from booking_service.outbox import transitions
 from booking_service.outbox.claim import claim_due
 from booking_service.outbox.models import STATUSES, OutboxMessage, ProviderStatusEvent
 from booking_service.outbox.prepare import Prepared, prepare
 from booking_service.outbox.record import record
-from booking_service.outbox.send import Transports, deliver
+from booking_service.outbox.send import deliver, send_timeout_for
 from booking_service.outbox.transitions import PROGRESS, TRANSITIONS, Claim
 from booking_service.patients.models import Patient
 from scheduler.worker import Worker
@@ -178,7 +179,7 @@ def test_a_transition_refuses_columns_it_does_not_declare(database):
 
 @pytest.fixture
 def settings(fake: FakeTwilio) -> Settings:
-    return Settings(SECRET_KEY=SECRET, PUBLIC_BASE_URL="http://testserver.local").with_overrides(fake.config())
+    return fake.settings()
 
 
 @pytest.fixture
@@ -219,12 +220,12 @@ def test_a_failed_callback_arriving_before_the_sid_is_recorded_ends_up_on_the_ro
 
     app = create_app(
         {"DATABASE_URL": db_url, "SECRET_KEY": SECRET, "TESTING": True, "RATELIMIT_ENABLED": False}
-        | {"PUBLIC_BASE_URL": "http://testserver.local", **fake.config()}
+        | {"PUBLIC_BASE_URL": "http://testserver.local", **fake.environ()}
     )
     client = app.test_client()
     now = utcnow()
     message_id = _text(database, patient_id, due=now)
-    transports = Transports.from_settings(settings, lease=timedelta(seconds=30))
+    transports = build_transports(settings, send_timeout=send_timeout_for(timedelta(seconds=30)))
     [claimed] = claim_due(database, worker_id=WORKER, now=now, limit=1)
     [prepared] = prepare(database, [claimed], settings=settings, worker_id=WORKER, now_fn=lambda: now)
     assert isinstance(prepared, Prepared)
@@ -272,9 +273,7 @@ def test_under_30_percent_transient_failures_every_confirmation_arrives_within_6
             failures += times
     due = utcnow()
     ids = [_text(database, patient_id, to=number, due=due) for number in numbers]
-    settings = Settings(SECRET_KEY=SECRET, PUBLIC_BASE_URL="http://testserver.local").with_overrides(
-        {**fake.config(), "DATABASE_URL": db_url, "SCHEDULER_POLL_SECONDS": 0.2, "SCHEDULER_THREADS": 4}
-    )
+    settings = fake.settings(DATABASE_URL=db_url, SCHEDULER_POLL_SECONDS="0.2", SCHEDULER_THREADS="4")
     worker = Worker(settings, database=Database(db_url))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()

@@ -13,8 +13,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from booking_service.patients.consent import CONSENT_WORDING_VERSION
 from booking_service.patients.models import ConsentEvent, Patient
-from booking_service.patients.operations import CONSENT_WORDING_VERSION, PatientDetails
+from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.usecases.booking import BookingRequest, book
 from tests.conftest import NOW, SECRET

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.config import PROJECT_ROOT, Settings
+from booking_service.integrations.contract import Email, Sms
 from booking_service.messaging import rendering
 from booking_service.messaging.rendering import (
     RenderError,
@@ -31,7 +32,6 @@ from booking_service.messaging.rendering import (
     sms_segments,
     to_gsm7,
 )
-from booking_service.messaging.transports import Email, Sms
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from booking_service.scheduling import tokens

@@ -15,26 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import pytest
 from twilio.request_validator import RequestValidator
 
-from booking_service.messaging.transports import (
-    ConsoleEmail,
-    ConsoleSms,
-    Email,
-    Sent,
-    Sms,
-    SmsTransport,
-    SmtpEmail,
-    TransportError,
-    TwilioSms,
-    build_email_transport,
-    build_sms_transport,
-    classify_twilio_error,
-)
+from booking_service.integrations.console import ConsoleEmail, ConsoleSms
+from booking_service.integrations.contract import Email, Sent, Sms, SmsTransport, TransportError
+from booking_service.integrations.registry import build_email_transport, build_sms_transport, build_transports
+from booking_service.integrations.smtp.transport import SmtpEmail
+from booking_service.integrations.twilio.errors import classify_twilio_error
+from booking_service.integrations.twilio.transport import TwilioSms
+from tests.support.environ import settings_from
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.smtp_server import SmtpServer, free_port, make_self_signed_cert
 
@@ -48,7 +40,7 @@ STATUS_URL = "http://127.0.0.1:5000/webhooks/twilio/status"
 
 @pytest.fixture
 def twilio(fake: FakeTwilio) -> SmsTransport:
-    return build_sms_transport(fake.config())
+    return build_sms_transport(fake.settings())
 
 
 @pytest.fixture
@@ -134,7 +126,9 @@ def test_twilio_send_without_a_status_callback_sends_none(fake, twilio):
 
 
 def test_twilio_send_through_a_messaging_service_uses_the_service_sid(fake):
-    transport = build_sms_transport(fake.config(TWILIO_FROM_NUMBER=None, TWILIO_MESSAGING_SERVICE_SID="MG" + "a" * 32))
+    transport = build_sms_transport(
+        fake.settings(TWILIO_FROM_NUMBER=None, TWILIO_MESSAGING_SERVICE_SID="MG" + "a" * 32)
+    )
 
     result = transport.send(_sms("Reminder"))
 
@@ -406,7 +400,7 @@ def test_fake_counts_ucs2_segments_like_twilio(fake, twilio):
 
 def test_fake_sustains_hundreds_of_sends_per_second_with_latency(fake):
     fake.latency = 0.05
-    transport = build_sms_transport(fake.config())
+    transport = build_sms_transport(fake.settings())
     count = 300
 
     started = time.monotonic()
@@ -431,12 +425,11 @@ def test_fake_runs_standalone_and_serves_other_processes():
         base_url = process.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:")
         transport = build_sms_transport(
-            SimpleNamespace(
+            settings_from(
                 SMS_BACKEND="twilio",
                 TWILIO_ACCOUNT_SID="AC" + "2" * 32,
                 TWILIO_AUTH_TOKEN="standalone-token",
                 TWILIO_FROM_NUMBER="+15005550006",
-                TWILIO_MESSAGING_SERVICE_SID=None,
                 TWILIO_API_BASE_URL=base_url,
             )
         )
@@ -459,72 +452,51 @@ def test_fake_runs_standalone_and_serves_other_processes():
 # --------------------------------------------------------------------------- configuration
 
 
-def _twilio_settings(**overrides):
-    settings = {
-        "SMS_BACKEND": "twilio",
-        "TWILIO_ACCOUNT_SID": "AC" + "3" * 32,
-        "TWILIO_AUTH_TOKEN": "token",
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "TWILIO_MESSAGING_SERVICE_SID": None,
-        "TWILIO_API_BASE_URL": None,
-    }
-    settings.update(overrides)
-    return settings
+def _twilio_settings(**variables: str):
+    return settings_from(
+        SMS_BACKEND="twilio",
+        TWILIO_ACCOUNT_SID="AC" + "3" * 32,
+        TWILIO_AUTH_TOKEN="token",
+        TWILIO_FROM_NUMBER="+15005550006",
+        **variables,
+    )
 
 
-@pytest.mark.parametrize(
-    ("missing", "named"),
-    [
-        ({"TWILIO_ACCOUNT_SID": None}, "TWILIO_ACCOUNT_SID"),
-        ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
-        ({"TWILIO_FROM_NUMBER": None}, "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
-    ],
-)
-def test_twilio_backend_without_credentials_names_the_missing_variable(missing, named):
-    with pytest.raises(ValueError, match=named):
-        build_sms_transport(_twilio_settings(**missing))
+def test_sms_transport_builds_from_the_typed_settings_and_nothing_is_built_before_a_send():
+    transport = build_sms_transport(_twilio_settings(TWILIO_API_BASE_URL="http://127.0.0.1:8765/"))
+
+    assert isinstance(transport, TwilioSms)
+    assert transport._client is None  # nothing built until the first send
+    assert (transport.account_sid, transport.from_number) == ("AC" + "3" * 32, "+15005550006")
+    assert transport.api_base_url == "http://127.0.0.1:8765"
+    assert transport.timeout == 10
+    assert isinstance(build_sms_transport(settings_from()), ConsoleSms)
 
 
-def test_sms_transport_builds_from_a_mapping_or_an_object():
-    from_mapping = build_sms_transport(_twilio_settings())
-    from_object = build_sms_transport(SimpleNamespace(**_twilio_settings()))
-
-    assert isinstance(from_mapping, TwilioSms) and isinstance(from_object, TwilioSms)
-    assert from_mapping._client is None  # nothing built until the first send
-    assert isinstance(build_sms_transport({}), ConsoleSms)
-    assert isinstance(build_sms_transport(SimpleNamespace()), ConsoleSms)
-    with pytest.raises(ValueError, match="SMS_BACKEND"):
-        build_sms_transport({"SMS_BACKEND": "carrier-pigeon"})
-
-
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8765/2010-04-01", "127.0.0.1:8765", "ftp://x"])
-def test_twilio_api_base_url_must_be_scheme_host_and_port(url):
-    with pytest.raises(ValueError, match="TWILIO_API_BASE_URL"):
-        build_sms_transport(_twilio_settings(TWILIO_API_BASE_URL=url))
-
-
-def test_email_transport_builds_from_settings_and_rejects_junk():
-    settings = {
-        "EMAIL_BACKEND": "smtp",
-        "SMTP_HOST": "mail.example",
-        "SMTP_PORT": "587",
-        "SMTP_STARTTLS": "true",
-        "EMAIL_FROM": "desk@clinic.example",
-    }
+def test_email_transport_builds_from_the_typed_settings():
+    settings = settings_from(
+        EMAIL_BACKEND="smtp",
+        SMTP_HOST="mail.example",
+        SMTP_PORT="587",
+        SMTP_STARTTLS="true",
+        EMAIL_FROM="desk@clinic.example",
+    )
 
     transport = build_email_transport(settings)
 
     assert isinstance(transport, SmtpEmail)
     assert (transport.host, transport.port, transport.starttls) == ("mail.example", 587, True)
-    assert isinstance(build_email_transport({}), ConsoleEmail)
-    with pytest.raises(ValueError, match="SMTP_PORT"):
-        build_email_transport({**settings, "SMTP_PORT": "twenty-five"})
-    with pytest.raises(ValueError, match="SMTP_STARTTLS"):
-        build_email_transport({**settings, "SMTP_STARTTLS": "yes please"})
-    with pytest.raises(ValueError, match="EMAIL_FROM"):
-        build_email_transport({**settings, "EMAIL_FROM": ""})
-    with pytest.raises(ValueError, match="EMAIL_BACKEND"):
-        build_email_transport({"EMAIL_BACKEND": "fax"})
+    assert transport.from_addr == "desk@clinic.example"
+    assert isinstance(build_email_transport(settings_from()), ConsoleEmail)
+
+
+@pytest.mark.parametrize(("send_timeout", "expected"), [(None, 10), (1.0, 1.0), (20.0, 10)])
+def test_transports_are_built_with_their_timeout_capped_by_send_timeout(fake, smtp, send_timeout, expected):
+    transports = build_transports(settings_from(fake.environ(), smtp.environ()), send_timeout=send_timeout)
+
+    assert isinstance(transports.sms, TwilioSms) and isinstance(transports.email, SmtpEmail)
+    assert transports.sms.timeout == expected and transports.email.timeout == expected
+    assert transports.for_channel("sms") is transports.sms and transports.for_channel("email") is transports.email
 
 
 # --------------------------------------------------------------------------- console
@@ -667,16 +639,19 @@ def tls_smtp(tmp_path, monkeypatch):
         yield server
 
 
-def test_smtp_starttls_and_login_send_over_tls(tls_smtp):
-    mailer = SmtpEmail(
-        "127.0.0.1",
-        tls_smtp.port,
-        username="clinic",
-        password="s3cret",
-        starttls=True,
-        from_addr="desk@clinic.example",
-        timeout=5,
+def _tls_mailer(server: SmtpServer, *, password: str) -> SmtpEmail:
+    """The SMTP transport as the app builds it, for STARTTLS and login as ``clinic``."""
+    settings = settings_from(
+        server.environ(SMTP_USERNAME="clinic", SMTP_PASSWORD=password, SMTP_STARTTLS="true"),
+        EMAIL_FROM="desk@clinic.example",
     )
+    mailer = build_email_transport(settings, send_timeout=5)
+    assert isinstance(mailer, SmtpEmail) and mailer.starttls
+    return mailer
+
+
+def test_smtp_starttls_and_login_send_over_tls(tls_smtp):
+    mailer = _tls_mailer(tls_smtp, password="s3cret")
 
     mailer.send(_email())
 
@@ -686,15 +661,7 @@ def test_smtp_starttls_and_login_send_over_tls(tls_smtp):
 
 
 def test_smtp_wrong_password_is_a_transient_config_error(tls_smtp):
-    mailer = SmtpEmail(
-        "127.0.0.1",
-        tls_smtp.port,
-        username="clinic",
-        password="wrong",
-        starttls=True,
-        from_addr="desk@clinic.example",
-        timeout=5,
-    )
+    mailer = _tls_mailer(tls_smtp, password="wrong")
 
     error = _failure(lambda: mailer.send(_email()))
 

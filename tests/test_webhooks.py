@@ -18,10 +18,11 @@ from twilio.request_validator import RequestValidator
 
 from booking_service import create_app
 from booking_service.clinic.models import ClinicSettings, Location, Service
+from booking_service.integrations.registry import build_sms_transport
+from booking_service.integrations.twilio.callbacks import StatusReport, read_status_callback
 from booking_service.messaging import replies
 from booking_service.messaging.models import InboundMessage
 from booking_service.messaging.rendering import render
-from booking_service.messaging.transports import TwilioSms
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 from booking_service.patients.operations import PatientDetails
@@ -502,6 +503,48 @@ def test_status_callbacks_move_a_message_forward_and_never_back(client, database
         assert "30003" in failed.error and failed.delivered_at is None
 
 
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ({"MessageSid": "SM1", "MessageStatus": "queued"}, StatusReport("SM1", "sent")),
+        ({"SmsSid": "SM1", "SmsStatus": "accepted"}, StatusReport("SM1", "sent")),
+        ({"MessageSid": "SM1", "MessageStatus": "Delivered"}, StatusReport("SM1", "delivered")),
+        ({"MessageSid": "SM1", "MessageStatus": "being-weird"}, StatusReport("SM1", None)),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": "21610"},
+            StatusReport(
+                "SM1",
+                "failed",
+                error_code="21610",
+                error="Twilio error 21610: the recipient replied STOP; Twilio refuses until START",
+                opted_out=True,
+            ),
+        ),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "30006"},
+            StatusReport(
+                "SM1",
+                "failed",
+                error_code="30006",
+                error="Twilio error 30006: landline or unreachable carrier",
+                bad_address=True,
+            ),
+        ),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "39999"},
+            StatusReport("SM1", "failed", error_code="39999", error="Twilio error 39999 (failed)"),
+        ),
+        (
+            {"MessageSid": "SM1", "MessageStatus": "canceled"},
+            StatusReport("SM1", "failed", error="Twilio reported canceled"),
+        ),
+        ({"MessageStatus": "delivered"}, None),
+    ],
+)
+def test_a_status_callback_is_read_into_our_vocabulary_and_the_errors_meaning(form, expected):
+    assert read_status_callback(form) == expected
+
+
 def test_a_status_callback_for_an_unknown_message_is_accepted_and_changes_nothing(client, database):
     _sent_rows(database, 1)
     before = [(r.id, r.status) for r in outbox(database)]
@@ -552,7 +595,7 @@ def live(db_url, database, make_clinic, frozen):
     server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
     with FakeTwilio() as fake:
-        app = make_app(db_url, PUBLIC_BASE_URL=base_url, **fake.config())
+        app = make_app(db_url, PUBLIC_BASE_URL=base_url, **fake.environ())
         holder["app"] = app
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -568,12 +611,7 @@ def test_a_real_sms_status_callback_signed_by_the_twilio_double_is_applied(live,
     base_url, fake, app = live
     book(database, local("2026-11-26", "10:00"))
     settings = app.extensions["settings"]
-    transport = TwilioSms(
-        settings.TWILIO_ACCOUNT_SID,
-        settings.TWILIO_AUTH_TOKEN,
-        from_number=settings.TWILIO_FROM_NUMBER,
-        api_base_url=settings.TWILIO_API_BASE_URL,
-    )
+    transport = build_sms_transport(settings)  # the worker's own registry, from the app's settings
     with fresh(database) as session:  # the worker's part: render, send, record
         row = session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "sms").limit(1)).one()
         sms = render(session, row, settings=settings, clinic=session.get(ClinicSettings, 1), now=NOW)

@@ -26,6 +26,7 @@ from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from scheduler.worker import Worker, once_across_workers
 from tests.conftest import SECRET
+from tests.support.environ import settings_from, variables
 from tests.support.fake_twilio import FakeTwilio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,9 +81,8 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
 
 
 def worker_settings(db_url: str, fake: FakeTwilio, **overrides) -> Settings:
-    values = {**fake.config(), "DATABASE_URL": db_url, "SCHEDULER_POLL_SECONDS": 0.2, "SCHEDULER_THREADS": 4}
-    values.update(overrides)
-    return Settings(SECRET_KEY=SECRET, PUBLIC_BASE_URL="http://testserver.local").with_overrides(values)
+    values = {"DATABASE_URL": db_url, "SECRET_KEY": SECRET, "SCHEDULER_POLL_SECONDS": 0.2, "SCHEDULER_THREADS": 4}
+    return settings_from(fake.environ(), variables(**{**values, **overrides}))
 
 
 class Running:
@@ -222,7 +222,7 @@ def test_python_m_scheduler_sends_logs_and_exits_0_on_sigterm(db_url, database, 
     add_rows(database, patient_id, 5)
     env = {
         **os.environ,
-        **{k: str(v) for k, v in fake.config().items() if v is not None},
+        **fake.environ(),
         "DATABASE_URL": db_url,
         "SECRET_KEY": SECRET,
         "INSTANCE_DIR": str(tmp_path),

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from booking_service.db import write_transaction
 from booking_service.errors import NotFound
 from booking_service.messaging.models import InboundMessage
-from booking_service.messaging.replies import opt_out_phone
+from booking_service.patients.consent import opt_out_phone
 
 
 def _get(session: Session, inbound_id: int) -> InboundMessage:
@@ -36,7 +36,7 @@ def mark_handled(session: Session, inbound_id: int, *, now: datetime) -> Inbound
 
 def record_opt_out(session: Session, inbound_id: int, *, now: datetime) -> bool:
     """Staff read the reply as "stop texting me": record the sender's opt-out (ledger, pending
-    texts cancelled; see :func:`~booking_service.messaging.replies.opt_out_phone`) and mark the
+    texts cancelled; see :func:`~booking_service.patients.consent.opt_out_phone`) and mark the
     reply handled. Returns False when the number had already opted out. Raises NotFound.
     """
     message = _get(session, inbound_id)

@@ -40,8 +40,8 @@ from sqlalchemy.orm import Session
 
 from booking_service.messaging import rules
 from booking_service.outbox.models import OutboxMessage
+from booking_service.patients.consent import is_opted_out
 from booking_service.patients.models import Patient
-from booking_service.patients.operations import is_opted_out
 from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
 
 logger = logging.getLogger("booking_service.messaging")

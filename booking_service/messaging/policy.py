@@ -42,8 +42,8 @@ from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import ClinicSettings
 from booking_service.db import is_sqlite
+from booking_service.integrations.contract import Email, Sms
 from booking_service.messaging import planning, rules
-from booking_service.messaging.transports import Email, Sms
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient, SmsOptOut
 from booking_service.scheduling.models import ACTIVE_STATUSES

@@ -30,15 +30,16 @@ import jinja2
 import phonenumbers
 
 from booking_service.config import PROJECT_ROOT
+from booking_service.integrations.contract import Email, Sms
+from booking_service.integrations.smtp.message_id import message_id_for
+from booking_service.integrations.twilio.callbacks import status_callback_url
 from booking_service.messaging import ics
-from booking_service.messaging.transports import Email, Sms
 from booking_service.scheduling import tokens
 
 logger = logging.getLogger("booking_service.messaging")
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 LANGUAGES = ("en", "fr")
-STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 SMS_MAX_SEPTETS = 160
 # Shorter than this, a clinic name cut to fit an SMS no longer names the clinic.
 MIN_CLINIC_NAME = 10
@@ -408,7 +409,7 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
     if message.channel == "sms":
         ctx = _context(message, settings=settings, clinic=clinic, now=now, lang=lang, sms=True)
         body = fit_sms(f"sms/{name}.{lang}.txt", ctx)
-        return Sms(to=message.to, body=body, status_callback=base_url + STATUS_CALLBACK_PATH)
+        return Sms(to=message.to, body=body, status_callback=status_callback_url(base_url))
     if message.channel != "email":
         raise RenderError(f"unknown channel {message.channel!r}")
 
@@ -444,7 +445,7 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
         subject=subject,
         text=text_body,
         html=html_body,
-        message_id=f"<outbox-{message.id}@{host}>",
+        message_id=message_id_for(message.id, base_url),
         ics=ics_bytes,
         ics_method=method,
     )

@@ -1,4 +1,5 @@
-"""Patients' texts: reading them, acting on them, and the phone-level opt-out they control.
+"""Patients' texts: reading them and acting on them (the opt-out itself is kept by
+:mod:`booking_service.patients.consent`).
 
 :func:`handle_inbound` is the whole of the inbound webhook's work. Keywords are matched on the
 whole message, ignoring case, accents, spaces and punctuation (``" Yes! "`` is YES, ``Arrêt``
@@ -28,14 +29,14 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service.db import write_transaction
 from booking_service.messaging import planning
 from booking_service.messaging.models import InboundMessage
-from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
+from booking_service.patients.consent import opt_in_phone, opt_out_phone
+from booking_service.patients.models import Patient
 from booking_service.scheduling.models import Appointment
 from booking_service.usecases.booking import next_appointment_for_phone, set_status
 
@@ -93,63 +94,6 @@ def read(body: str) -> Reading:
     if _PAIN.match(folded.strip(" .!")):
         return Reading("pain", "")
     return Reading("other", "", likely_opt_out=bool(_LIKELY_OPT_OUT.search(folded)))
-
-
-# --------------------------------------------------------------------------- opt-out ledger
-
-
-def _patients_with_phone(session: Session, phone: str) -> list[Patient]:
-    return list(session.scalars(select(Patient).where(Patient.phone == phone).order_by(Patient.id)))
-
-
-def _ledger(session: Session, phone: str, *, granted: bool, source: str, now: datetime, detail: str) -> None:
-    patients = _patients_with_phone(session, phone)
-    for patient_id in [p.id for p in patients] or [None]:
-        session.add(
-            ConsentEvent(
-                patient_id=patient_id,
-                phone=phone,
-                channel="sms",
-                granted=granted,
-                source=source,
-                detail=detail,
-                created_at=now,
-            )
-        )
-
-
-def opt_out_phone(session: Session, phone: str, *, source: str, now: datetime, detail: str = "") -> bool:
-    """Record that ``phone`` must get no more texts: an SmsOptOut row, a consent-ledger event
-    for every patient with that number, and every pending SMS to it cancelled.
-
-    Returns False (and changes nothing) when the number had already opted out. ``source``:
-    ``sms_reply`` (a STOP), ``twilio_21610`` (Twilio refused a send or reported it), ``staff``.
-    The worker should call this too when a send fails with Twilio 21610.
-    """
-    if session.get(SmsOptOut, phone) is not None:
-        return False
-    try:
-        # A savepoint: a STOP webhook and the worker's 21610 can record the same number at once.
-        with session.begin_nested():
-            session.add(SmsOptOut(phone=phone, opted_out_at=now, source=source))
-    except IntegrityError:
-        return False
-    _ledger(session, phone, granted=False, source=source, now=now, detail=detail)
-    planning.cancel_pending_sms_to(session, phone, reason=f"recipient opted out ({source})", now=now)
-    session.flush()
-    return True
-
-
-def opt_in_phone(session: Session, phone: str, *, source: str, now: datetime, detail: str = "") -> bool:
-    """Lift a STOP (START, UNSTOP or YES from that phone): delete the SmsOptOut row and write a
-    ledger event. Per-patient consents are untouched: a patient who never agreed to texts still
-    gets none. Returns False when the number was not opted out."""
-    if session.get(SmsOptOut, phone) is None:
-        return False
-    session.execute(delete(SmsOptOut).where(SmsOptOut.phone == phone))
-    _ledger(session, phone, granted=True, source=source, now=now, detail=detail)
-    session.flush()
-    return True
 
 
 # --------------------------------------------------------------------------- inbound

@@ -37,7 +37,7 @@ def react_to_permanent_failure(
     if message.channel != "sms" or not to:
         return False
     if opted_out:
-        from booking_service.messaging.replies import opt_out_phone
+        from booking_service.patients.consent import opt_out_phone
 
         return opt_out_phone(session, to, source=opt_out_source, now=now, detail=detail)
     if bad_address:

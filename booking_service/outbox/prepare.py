@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -22,8 +21,10 @@ from sqlalchemy.orm import Session, contains_eager
 
 from booking_service.clinic.queries import get_clinic
 from booking_service.db import Database, utcnow, write_transaction
+from booking_service.integrations.contract import Email, Sms
+from booking_service.integrations.smtp.message_id import message_id_for
+from booking_service.integrations.twilio.callbacks import status_callback_url
 from booking_service.messaging import policy
-from booking_service.messaging.transports import Email, Sms
 from booking_service.outbox import transitions
 from booking_service.outbox.claim import DEFAULT_LEASE
 from booking_service.outbox.models import OutboxMessage
@@ -34,7 +35,6 @@ from booking_service.patients.models import Patient, SmsOptOut
 
 logger = logging.getLogger("booking_service.dispatch")
 
-STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 Renderer = Callable[..., Sms | Email]
 _m = OutboxMessage
 
@@ -217,9 +217,15 @@ def _render(
     if row.template is None and row.body:
         to = row.to or _patient_address(row)
         if row.channel == "sms":
-            return Sms(to=to or "", body=row.body, status_callback=status_callback_url(settings))
+            return Sms(to=to or "", body=row.body, status_callback=status_callback_url(settings.PUBLIC_BASE_URL))
         subject = str((row.payload or {}).get("subject") or clinic.name)
-        return Email(to=to or "", subject=subject, text=row.body, html=None, message_id=message_id_for(row, settings))
+        return Email(
+            to=to or "",
+            subject=subject,
+            text=row.body,
+            html=None,
+            message_id=message_id_for(row.id, settings.PUBLIC_BASE_URL),
+        )
     if renderer is None:
         from booking_service.messaging.rendering import render as renderer
     # render() gives e-mails the stable Message-ID of message_id_for(): a resend after a crash
@@ -232,14 +238,3 @@ def _patient_address(row: OutboxMessage) -> str | None:
     if patient is None:
         return None
     return patient.phone if row.channel == "sms" else patient.email
-
-
-def status_callback_url(settings: Any) -> str:
-    return str(getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:5000")).rstrip("/") + STATUS_CALLBACK_PATH
-
-
-def message_id_for(row: OutboxMessage, settings: Any) -> str:
-    """The e-mail Message-ID of an outbox row, the same on every attempt and from every worker
-    (the format :func:`booking_service.messaging.rendering.render` uses)."""
-    host = urlsplit(str(getattr(settings, "PUBLIC_BASE_URL", ""))).hostname or "localhost"
-    return f"<outbox-{row.id}@{host}>"

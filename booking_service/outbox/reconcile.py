@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from booking_service.db import Database, write_transaction
-from booking_service.messaging.transports import ProviderRecord, TransportError
+from booking_service.integrations.contract import ProviderRecord, TransportError
+from booking_service.integrations.registry import Transports
 from booking_service.outbox import transitions
 from booking_service.outbox.models import OutboxMessage
 from booking_service.outbox.outcome import Outcome
 from booking_service.outbox.provider_status import apply_stored_statuses
 from booking_service.outbox.retry import MAX_ATTEMPTS
-from booking_service.outbox.send import Transports
 from booking_service.outbox.transitions import Claim
 
 logger = logging.getLogger("booking_service.dispatch")

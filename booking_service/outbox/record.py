@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from booking_service.db import Database, write_transaction
-from booking_service.messaging.transports import Sent, TransportError
+from booking_service.integrations.contract import Sent, TransportError
 from booking_service.outbox import transitions
 from booking_service.outbox.failures import react_to_permanent_failure
 from booking_service.outbox.models import OutboxMessage

@@ -10,43 +10,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from booking_service.db import Database, utcnow
-from booking_service.messaging.transports import (
-    EmailTransport,
-    Sent,
-    SmsTransport,
-    SmtpEmail,
-    TransportError,
-    TwilioSms,
-    build_email_transport,
-    build_sms_transport,
-)
+from booking_service.integrations.contract import Sent, TransportError
+from booking_service.integrations.registry import Transports
 from booking_service.outbox.claim import DEFAULT_LEASE
 from booking_service.outbox.outcome import Outcome
 from booking_service.outbox.prepare import Prepared, Renderer, prepare
 
 
-@dataclass(frozen=True)
-class Transports:
-    sms: SmsTransport
-    email: EmailTransport
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, lease: timedelta | None = None) -> Transports:
-        """The configured transports. With ``lease``, the SMS timeout is kept under a third of
-        it, so a live worker always finishes a send before its lease can expire."""
-        sms, email = build_sms_transport(settings), build_email_transport(settings)
-        if lease is not None:
-            bound = max(lease.total_seconds() / 3, 0.5)
-            if isinstance(sms, TwilioSms):
-                sms.timeout = min(sms.timeout, bound)
-            if isinstance(email, SmtpEmail):
-                # Per SMTP command; a crawling server could still outlast the lease, in which
-                # case the resend carries the same Message-ID (see the package docstring).
-                email.timeout = min(email.timeout, bound)
-        return cls(sms=sms, email=email)
-
-    def for_channel(self, channel: str) -> SmsTransport | EmailTransport:
-        return self.sms if channel == "sms" else self.email
+def send_timeout_for(lease: timedelta) -> float:
+    """The longest a provider call may take under ``lease``: a third of it, so a live worker
+    always finishes a send (and records it) before its lease can expire. A crawling SMTP server
+    could still outlast it per command, in which case the resend carries the same Message-ID."""
+    return max(lease.total_seconds() / 3, 0.5)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Patients: normalising contact details, matching returning patients, consent and opt-out."""
+"""Patients: normalising contact details and matching returning patients (consent and opt-out:
+:mod:`booking_service.patients.consent`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,10 @@ from booking_service.errors import (
     PHONE_INVALID,
     ValidationFailed,
 )
-from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
+from booking_service.patients.consent import set_consent
+from booking_service.patients.models import Patient
 
 LANGUAGES = ("en", "fr")
-# Bump when the consent wording on the pages changes: each consent records the version it saw.
-CONSENT_WORDING_VERSION = "2026-11-v1"
 MAX_NAME_LENGTH = 80  # the column's size
 
 
@@ -164,42 +164,3 @@ def _lock_identity(session: Session, details: PatientDetails) -> None:
     keys = sorted({f"patient:{value}" for value in (details.email, details.phone) if value})
     for key in keys:  # sorted, so two transactions take them in the same order
         session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
-
-
-def set_consent(
-    session: Session,
-    patient: Patient,
-    channel: str,
-    granted: bool,
-    *,
-    source: str,
-    now: datetime,
-    only_grant: bool = False,
-    detail: str = "",
-) -> None:
-    """Record a consent change in the ledger and on the patient, if it changes anything.
-
-    ``only_grant``: an unticked box at a later booking does not withdraw an earlier consent.
-    """
-    attribute = f"{channel}_consent"
-    current = getattr(patient, attribute)
-    if current == granted or (only_grant and not granted):
-        return
-    setattr(patient, attribute, granted)
-    session.add(
-        ConsentEvent(
-            patient_id=patient.id,
-            phone=patient.phone if channel != "email" else None,
-            channel=channel,
-            granted=granted,
-            source=source,
-            wording_version=CONSENT_WORDING_VERSION,
-            detail=detail,
-            created_at=now,
-        )
-    )
-
-
-def is_opted_out(session: Session, phone: str | None) -> bool:
-    """True when this number replied STOP (and not START since). A new booking never overrides."""
-    return phone is not None and session.get(SmsOptOut, phone) is not None

@@ -54,6 +54,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from twilio.request_validator import RequestValidator
 
+from booking_service.config import Settings
+from tests.support.environ import settings_from, variables
+
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 30 + "01"
 DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token-0001"
 DEFAULT_PHONE_NUMBER = "+15005550006"  # Twilio's "valid" magic test number
@@ -258,18 +261,23 @@ class FakeTwilio:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def config(self, **overrides: Any) -> dict[str, Any]:
-        """Settings that point the app's Twilio transport here (``SMS_BACKEND`` and friends)."""
-        settings = {
-            "SMS_BACKEND": "twilio",
-            "TWILIO_ACCOUNT_SID": self.account_sid,
-            "TWILIO_AUTH_TOKEN": self.auth_token,
-            "TWILIO_FROM_NUMBER": self.phone_number,
-            "TWILIO_MESSAGING_SERVICE_SID": None,
-            "TWILIO_API_BASE_URL": self.base_url,
-        }
-        settings.update(overrides)
-        return settings
+    def environ(self, **overrides: str | None) -> dict[str, str]:
+        """The variables that point the app's Twilio transport here (``SMS_BACKEND`` and
+        friends), as the environment carries them. An override of None unsets a variable."""
+        return variables(
+            **{
+                "SMS_BACKEND": "twilio",
+                "TWILIO_ACCOUNT_SID": self.account_sid,
+                "TWILIO_AUTH_TOKEN": self.auth_token,
+                "TWILIO_FROM_NUMBER": self.phone_number,
+                "TWILIO_API_BASE_URL": self.base_url,
+                **overrides,
+            }
+        )
+
+    def settings(self, **overrides: str | None) -> Settings:
+        """Typed settings for the app, parsed by ``load_settings`` from :meth:`environ`."""
+        return settings_from(self.environ(**overrides))
 
     # ------------------------------------------------------------------ failure injection
 

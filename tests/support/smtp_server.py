@@ -24,6 +24,9 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from booking_service.config import Settings
+from tests.support.environ import settings_from, variables
+
 
 @dataclass(frozen=True)
 class ReceivedEmail:
@@ -121,6 +124,23 @@ class SmtpServer:
         self._auth = auth
         self.auth_attempts: list[str] = []
         self._controller: Controller | None = None
+
+    def environ(self, **overrides: str | None) -> dict[str, str]:
+        """The variables that point the app's SMTP transport here, as the environment carries
+        them. An override of None unsets a variable."""
+        return variables(
+            **{
+                "EMAIL_BACKEND": "smtp",
+                "SMTP_HOST": self.host,
+                "SMTP_PORT": self.port,
+                "EMAIL_FROM": "clinic@testserver.local",
+                **overrides,
+            }
+        )
+
+    def settings(self, **overrides: str | None) -> Settings:
+        """Typed settings for the app, parsed by ``load_settings`` from :meth:`environ`."""
+        return settings_from(self.environ(**overrides))
 
     def start(self) -> SmtpServer:
         if self._controller is not None:

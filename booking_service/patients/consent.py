@@ -1,0 +1,117 @@
+"""The consent ledger: per-patient consents, the phone-level SMS opt-out, and their history.
+
+Every change is a ``ConsentEvent`` (who, which channel, granted or withdrawn, where from, the
+wording seen), so staff can show when and how a patient agreed or said stop. The opt-out is
+per phone number (``SmsOptOut``), as Twilio's is: after STOP only START (or another opt-in
+word) from that phone lifts it; a new booking's ``sms_consent`` never does. Callers: booking
+(consents), inbound SMS (STOP/START), the send path and status callbacks (Twilio 21610), staff.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
+
+# Bump when the consent wording on the pages changes: each consent records the version it saw.
+CONSENT_WORDING_VERSION = "2026-11-v1"
+
+
+def set_consent(
+    session: Session,
+    patient: Patient,
+    channel: str,
+    granted: bool,
+    *,
+    source: str,
+    now: datetime,
+    only_grant: bool = False,
+    detail: str = "",
+) -> None:
+    """Record a consent change in the ledger and on the patient, if it changes anything.
+
+    ``only_grant``: an unticked box at a later booking does not withdraw an earlier consent.
+    """
+    attribute = f"{channel}_consent"
+    current = getattr(patient, attribute)
+    if current == granted or (only_grant and not granted):
+        return
+    setattr(patient, attribute, granted)
+    session.add(
+        ConsentEvent(
+            patient_id=patient.id,
+            phone=patient.phone if channel != "email" else None,
+            channel=channel,
+            granted=granted,
+            source=source,
+            wording_version=CONSENT_WORDING_VERSION,
+            detail=detail,
+            created_at=now,
+        )
+    )
+
+
+def is_opted_out(session: Session, phone: str | None) -> bool:
+    """True when this number replied STOP (and not START since). A new booking never overrides."""
+    return phone is not None and session.get(SmsOptOut, phone) is not None
+
+
+def _patients_with_phone(session: Session, phone: str) -> list[Patient]:
+    return list(session.scalars(select(Patient).where(Patient.phone == phone).order_by(Patient.id)))
+
+
+def _ledger(session: Session, phone: str, *, granted: bool, source: str, now: datetime, detail: str) -> None:
+    patients = _patients_with_phone(session, phone)
+    for patient_id in [p.id for p in patients] or [None]:
+        session.add(
+            ConsentEvent(
+                patient_id=patient_id,
+                phone=phone,
+                channel="sms",
+                granted=granted,
+                source=source,
+                detail=detail,
+                created_at=now,
+            )
+        )
+
+
+def opt_out_phone(session: Session, phone: str, *, source: str, now: datetime, detail: str = "") -> bool:
+    """Record that ``phone`` must get no more texts: an SmsOptOut row, a consent-ledger event
+    for every patient with that number, and every pending SMS to it cancelled.
+
+    Returns False (and changes nothing) when the number had already opted out. ``source``:
+    ``sms_reply`` (a STOP), ``twilio_21610`` (Twilio refused a send or reported it), ``staff``.
+    """
+    # Imported on use: messaging plans texts from consents (it imports this module), and
+    # cancelling a number's pending texts is its business.
+    from booking_service.messaging import planning
+
+    if session.get(SmsOptOut, phone) is not None:
+        return False
+    try:
+        # A savepoint: a STOP webhook and the worker's 21610 can record the same number at once.
+        with session.begin_nested():
+            session.add(SmsOptOut(phone=phone, opted_out_at=now, source=source))
+    except IntegrityError:
+        return False
+    _ledger(session, phone, granted=False, source=source, now=now, detail=detail)
+    planning.cancel_pending_sms_to(session, phone, reason=f"recipient opted out ({source})", now=now)
+    session.flush()
+    return True
+
+
+def opt_in_phone(session: Session, phone: str, *, source: str, now: datetime, detail: str = "") -> bool:
+    """Lift a STOP (START, UNSTOP or YES from that phone): delete the SmsOptOut row and write a
+    ledger event. Per-patient consents are untouched: a patient who never agreed to texts still
+    gets none. Returns False when the number was not opted out."""
+    if session.get(SmsOptOut, phone) is None:
+        return False
+    session.execute(delete(SmsOptOut).where(SmsOptOut.phone == phone))
+    _ledger(session, phone, granted=True, source=source, now=now, detail=detail)
+    session.flush()
+    return True
