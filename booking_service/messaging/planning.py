@@ -184,35 +184,25 @@ def _notice(
     """
     patient = appointment.patient
     body = {"start_at": appointment.start_at.astimezone(UTC).isoformat(), **(payload or {})}
-    rows = []
+    channels = []
     if email_allowed(patient, transactional=True):
-        rows.append(
-            row(
-                appointment,
-                patient,
-                kind=kind,
-                channel="email",
-                to=patient.email,
-                due=now,
-                key=_key(appointment, kind, "email"),
-                now=now,
-                payload=body,
-            )
-        )
+        channels.append(("email", patient.email))
     if sms_allowed(session, patient):
-        rows.append(
-            row(
-                appointment,
-                patient,
-                kind=kind,
-                channel="sms",
-                to=patient.phone,
-                due=now,
-                key=_key(appointment, kind, "sms"),
-                now=now,
-                payload=body,
-            )
+        channels.append(("sms", patient.phone))
+    rows = [
+        row(
+            appointment,
+            patient,
+            kind=kind,
+            channel=channel,
+            to=to,
+            due=now,
+            key=_key(appointment, kind, channel),
+            now=now,
+            payload=body,
         )
+        for channel, to in channels
+    ]
     _insert(session, rows)
     return {row.channel: now for row in rows}
 
