@@ -10,6 +10,16 @@ from booking_service.clinic.models import (  # noqa: F401
     WorkingHours,
 )
 from booking_service.db import Base  # noqa: F401
+from booking_service.exercises.models import (  # noqa: F401
+    Alert,
+    Exercise,
+    FunctionScore,
+    Program,
+    ProgramItem,
+    ProgramLog,
+    ProgramLogItem,
+    ProgramVersion,
+)
 from booking_service.messaging.models import InboundMessage  # noqa: F401
 from booking_service.outbox.models import OutboxMessage, ProviderStatusEvent  # noqa: F401
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut  # noqa: F401

@@ -1,4 +1,4 @@
-"""Manage-link tokens.
+"""Patient-link tokens (manage links, program links).
 
 A token is ``base64url(HMAC-SHA256(SECRET_KEY, nonce))`` cut to 24 characters (144 bits). The
 nonce (128 random bits) and the token's SHA-256 are stored; the token itself is not. So the worker
@@ -20,9 +20,15 @@ def new_nonce() -> str:
     return secrets.token_hex(16)
 
 
-def manage_token(secret_key: str, nonce: str) -> str:
-    digest = hmac.new(secret_key.encode(), f"manage:{nonce}".encode(), hashlib.sha256).digest()
+def link_token(secret_key: str, nonce: str, *, purpose: str) -> str:
+    """The token of a patient link; ``purpose`` (``manage``, ``program``) keeps the links of
+    different pages apart even if two nonces were ever equal."""
+    digest = hmac.new(secret_key.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:TOKEN_LENGTH]
+
+
+def manage_token(secret_key: str, nonce: str) -> str:
+    return link_token(secret_key, nonce, purpose="manage")
 
 
 def token_hash(token: str) -> str:
@@ -32,3 +38,8 @@ def token_hash(token: str) -> str:
 def manage_path(token: str) -> str:
     """The patient's manage page; short, because it goes in a one-segment SMS."""
     return f"/m/{token}"
+
+
+def program_path(token: str) -> str:
+    """The patient's home-exercise program page; short for the same reason."""
+    return f"/p/{token}"
