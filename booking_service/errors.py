@@ -89,3 +89,26 @@ class LateCancellationBlocked(DomainError):
 class Conflict(DomainError):
     status = 409
     code = "conflict"
+
+
+# Field codes of exercises and home exercise programs (``exercises.validation``).
+EXERCISES_MISSING = "exercises_missing"
+EXERCISE_UNKNOWN = "exercise_unknown"
+EXERCISE_REPEATED = "exercise_repeated"
+REPS_INVALID = "reps_invalid"
+SETS_INVALID = "sets_invalid"
+HOLD_INVALID = "hold_invalid"
+TIMES_PER_DAY_INVALID = "times_per_day_invalid"
+DAYS_MISSING = "days_missing"
+DAY_INVALID = "day_invalid"
+TIME_MISSING = "time_missing"
+START_MISSING = "start_missing"
+END_BEFORE_START = "end_before_start"
+PRACTITIONER_UNKNOWN = "practitioner_unknown"
+EXERCISE_KEY_INVALID = "exercise_key_invalid"
+EXERCISE_KEY_TAKEN = "exercise_key_taken"
+EXERCISE_NAME_MISSING = "exercise_name_missing"
+EXERCISE_INSTRUCTIONS_MISSING = "exercise_instructions_missing"
+TEXT_TOO_LONG = "text_too_long"
+MEDIA_URL_INVALID = "media_url_invalid"
+EXERCISES_TOO_MANY = "exercises_too_many"

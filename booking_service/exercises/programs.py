@@ -15,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import Location
-from booking_service.errors import NotFound
-from booking_service.exercises.models import Program, ProgramItem, ProgramVersion
+from booking_service.errors import END_BEFORE_START, InvalidTransition, NotFound, ValidationFailed
+from booking_service.exercises.models import Alert, Exercise, Program, ProgramItem, ProgramVersion
+from booking_service.exercises.validation import check_program
+from booking_service.patients.models import Patient
 from booking_service.scheduling import tokens
 
 # A program link stops working this long after the program ended (the manage-link rule).
@@ -33,7 +35,7 @@ class ItemSpec:
     reps: int | None = None
     sets: int | None = None
     hold_seconds: int | None = None
-    times_per_day: int = 1
+    times_per_day: int | None = None
 
 
 def create_program(
@@ -56,10 +58,21 @@ def create_program(
     """A new active program (version 1) for the patient, with its link (see
     :func:`program_url`); flushed, not committed.
 
-    ``days`` are weekday numbers (0 = Monday). ``timezone`` defaults to the location's. Input
-    is taken as checked by the caller's validation (``exercises.validation``); the database's
-    constraints are the last word.
+    ``days`` are weekday numbers (0 = Monday). ``timezone`` defaults to the location's. Raises
+    ValidationFailed naming each field that breaks a rule (``exercises.validation``), NotFound
+    for an unknown patient or location; the database's constraints are the last word.
     """
+    check_program(
+        session,
+        items=items,
+        days=days,
+        time_of_day=time_of_day,
+        start=start,
+        end=end,
+        practitioner_id=practitioner_id,
+    )
+    if session.get(Patient, patient_id) is None:
+        raise NotFound("There is no such patient.")
     location = session.get(Location, location_id)
     if location is None:
         raise NotFound("There is no such location.")
@@ -92,19 +105,161 @@ def create_program(
             appointment_id=appointment_id,
             created_by_user_id=user_id,
             created_at=now,
-            items=[
-                ProgramItem(
-                    exercise_id=spec.exercise_id,
-                    position=position,
-                    reps=spec.reps,
-                    sets=spec.sets,
-                    hold_seconds=spec.hold_seconds,
-                    times_per_day=spec.times_per_day,
-                )
-                for position, spec in enumerate(items)
-            ],
+            items=_items(session, items),
         )
     )
+    session.flush()
+    return program
+
+
+def _items(session: Session, specs: list[ItemSpec]) -> list[ProgramItem]:
+    """Program items in the order given; a dose left as None takes the exercise's default."""
+    ids = [spec.exercise_id for spec in specs]
+    exercises = {e.id: e for e in session.scalars(select(Exercise).where(Exercise.id.in_(ids)))}
+    items = []
+    for position, spec in enumerate(specs):
+        exercise = exercises[spec.exercise_id]
+        items.append(
+            ProgramItem(
+                exercise_id=spec.exercise_id,
+                position=position,
+                reps=spec.reps if spec.reps is not None else exercise.default_reps,
+                sets=spec.sets if spec.sets is not None else exercise.default_sets,
+                hold_seconds=spec.hold_seconds if spec.hold_seconds is not None else exercise.default_hold_seconds,
+                times_per_day=spec.times_per_day or exercise.default_times_per_day or 1,
+            )
+        )
+    return items
+
+
+def get_program(session: Session, program_id: int) -> Program:
+    """Raises NotFound for an unknown id."""
+    program = session.get(Program, program_id)
+    if program is None:
+        raise NotFound("There is no such program.")
+    return program
+
+
+def programs_of(session: Session, patient_id: int, *, practitioner_id: int | None = None) -> list[Program]:
+    """The patient's programs, newest first (only one practitioner's, when given)."""
+    query = select(Program).where(Program.patient_id == patient_id)
+    if practitioner_id is not None:
+        query = query.where(Program.practitioner_id == practitioner_id)
+    return list(session.scalars(query.order_by(Program.created_at.desc(), Program.id.desc())))
+
+
+def _not_ended(program: Program) -> None:
+    if program.status == "ended":
+        raise InvalidTransition("This program has ended; assign a new one instead.", code="program_ended")
+
+
+def revise_program(
+    session: Session,
+    program_id: int,
+    *,
+    items: list[ItemSpec],
+    days: list[int],
+    time_of_day: time,
+    start: date,
+    end: date | None = None,
+    appointment_id: int | None = None,
+    user_id: int | None = None,
+    note: str = "",
+    now: datetime,
+) -> Program:
+    """A new version of the program with its own exercises, doses, days, time and dates, from
+    ``start`` on; the older versions stay as they were (readable). The program keeps its link,
+    its status and its first start (its history counts from there), unless it has not begun
+    yet. Raises NotFound, ValidationFailed (fields as for a new program, ``end`` also before
+    the program's first start), InvalidTransition ``program_ended`` for an ended program."""
+    program = get_program(session, program_id)
+    _not_ended(program)
+    check_program(session, items=items, days=days, time_of_day=time_of_day, start=start, end=end)
+    first_start = program.start_date if local_today(program, now) >= program.start_date else start
+    first_start = min(first_start, start)
+    if end is not None and end < first_start:
+        raise ValidationFailed("Some details of the program need fixing.", fields={"end": END_BEFORE_START})
+    number = max(v.version for v in program.versions) + 1
+    program.versions.append(
+        ProgramVersion(
+            version=number,
+            days=sorted(set(days)),
+            time_of_day=time_of_day,
+            start_date=start,
+            end_date=end,
+            note=note,
+            appointment_id=appointment_id,
+            created_by_user_id=user_id,
+            created_at=now,
+            items=_items(session, items),
+        )
+    )
+    program.version = number
+    program.days = sorted(set(days))
+    program.time_of_day = time_of_day
+    program.start_date = first_start
+    program.end_date = end
+    program.updated_at = now
+    session.flush()
+    return program
+
+
+def pause_program(session: Session, program_id: int, *, reason: str = "staff", now: datetime) -> Program:
+    """Pause an active program (no nudges while paused). Raises InvalidTransition
+    ``program_not_active`` when it is not active (already paused, or ended)."""
+    program = get_program(session, program_id)
+    if program.status != "active":
+        raise InvalidTransition(f"This program is {program.status}, not active.", code="program_not_active")
+    program.status = "paused"
+    program.pause_reason = reason
+    program.paused_at = now
+    program.updated_at = now
+    session.flush()
+    return program
+
+
+def open_alerts(session: Session, program_id: int) -> list[Alert]:
+    return list(
+        session.scalars(
+            select(Alert).where(Alert.program_id == program_id, Alert.status == "open").order_by(Alert.created_at)
+        )
+    )
+
+
+def resume_program(session: Session, program_id: int, *, now: datetime) -> Program:
+    """Resume a paused program. Raises InvalidTransition ``program_not_paused`` when it is not
+    paused, and ``alert_open`` while an alert on it is open (acknowledge the alert first: it is
+    what paused the nudges)."""
+    program = get_program(session, program_id)
+    if program.status != "paused":
+        raise InvalidTransition(f"This program is {program.status}, not paused.", code="program_not_paused")
+    if open_alerts(session, program.id):
+        raise InvalidTransition(
+            "An alert on this program is open: acknowledge it first, then resume.", code="alert_open"
+        )
+    program.status = "active"
+    program.pause_reason = None
+    program.paused_at = None
+    program.updated_at = now
+    session.flush()
+    return program
+
+
+def end_program(session: Session, program_id: int, *, discharged: bool = False, now: datetime) -> Program:
+    """End the program (``end_reason`` ``ended``, or ``discharged`` when the patient is
+    discharged): no more nudges; its link keeps working 30 days, read-only for the patient's
+    history. Raises InvalidTransition ``program_ended`` when it has already ended."""
+    program = get_program(session, program_id)
+    _not_ended(program)
+    today = local_today(program, now)
+    if today >= program.start_date and (program.end_date is None or program.end_date > today):
+        program.end_date = today
+    program.status = "ended"
+    program.end_reason = "discharged" if discharged else "ended"
+    program.ended_at = now
+    program.pause_reason = None
+    program.paused_at = None
+    program.updated_at = now
     session.flush()
     return program
 
