@@ -29,6 +29,7 @@ TAGS = [
     {"name": "Booking", "description": "Booking an appointment (public, rate limited)."},
     {"name": "Manage", "description": "The patient's own booking, through the link in every message."},
     {"name": "Staff", "description": "Front desk and practitioners: a staff Bearer token is required."},
+    {"name": "Programs", "description": "Home exercise programs: the library, assigning, progress (staff token)."},
 ]
 
 
@@ -95,7 +96,7 @@ class JsonApi(Api):
 
 
 def register_api(app: Flask) -> None:
-    from booking_service.api import manage, public, staff  # noqa: F401  (their routes join bp)
+    from booking_service.api import manage, programs, public, staff  # noqa: F401  (their routes join bp)
     from booking_service.api.auth import SECURITY_SCHEME, SECURITY_SCHEME_SPEC
     from booking_service.extensions import csrf
 

@@ -115,6 +115,7 @@ def create_appointment(args):
             language=patient.get("language"),
             sms_consent=patient["sms_consent"],
             email_consent=patient["email_consent"],
+            exercise_sms_consent=patient["exercise_sms_consent"],
         ),
         source="api",
         intake_reason=intake.get("reason"),

@@ -254,6 +254,10 @@ class PatientInSchema(Schema):
     )
     sms_consent = fields.Boolean(load_default=False)
     email_consent = fields.Boolean(load_default=False)
+    exercise_sms_consent = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Agrees to texts about a home exercise program (nudges); needs a phone."},
+    )
     language = fields.String(
         allow_none=True,
         validate=validate.OneOf(LANGUAGES, error="Use en or fr."),
@@ -486,3 +490,152 @@ class PatientDetailSchema(PatientSchema):
     appointments = fields.List(
         fields.Nested(StaffAppointmentSchema), required=True, metadata={"description": "Newest first."}
     )
+
+
+# --- exercise programs -----------------------------------------------------------------------
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LOG_SOURCE_NAMES = ("page", "sms", "staff")
+
+
+class ClockTime(fields.Field):
+    """A local time of day, ``HH:MM`` (24-hour)."""
+
+    default_error_messages = {"invalid": "Use a time of day in the form HH:MM (24-hour), such as 18:30."}
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            **kwargs.get("metadata", {}),
+        }
+        super().__init__(**kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.strftime("%H:%M")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise self.make_error("invalid")
+        return dt.time(int(value[:2]), int(value[3:]))
+
+
+def _dose(description: str) -> fields.Integer:
+    return fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        error_messages={"invalid": "Use a whole number."},
+        metadata={"description": description},
+    )
+
+
+class ExerciseSchema(Schema):
+    id = fields.Integer(required=True)
+    key = fields.String(required=True, metadata={"description": "Stable name of the exercise in the library."})
+    name = fields.String(required=True, metadata={"description": "In English."})
+    name_fr = fields.String(required=True)
+    instructions = fields.String(required=True)
+    instructions_fr = fields.String(required=True)
+    cautions = fields.String(required=True)
+    cautions_fr = fields.String(required=True)
+    default_reps = fields.Integer(required=True, allow_none=True)
+    default_sets = fields.Integer(required=True, allow_none=True)
+    default_hold_seconds = fields.Integer(required=True, allow_none=True)
+    default_times_per_day = fields.Integer(required=True)
+    media_url = fields.String(required=True, allow_none=True)
+
+
+class ExerciseListSchema(Schema):
+    exercises = fields.List(fields.Nested(ExerciseSchema), required=True)
+
+
+class ProgramItemInSchema(Schema):
+    exercise_id = Id(required=True, metadata={"description": "An id from /api/v1/exercises."})
+    reps = _dose("1-200; null or absent: the exercise's default.")
+    sets = _dose("1-20; null or absent: the exercise's default.")
+    hold_seconds = _dose("1-600; null or absent: the exercise's default.")
+    times_per_day = _dose("1-10; null or absent: the exercise's default.")
+
+
+class ProgramInSchema(Schema):
+    exercises = fields.List(
+        fields.Nested(ProgramItemInSchema), required=True, metadata={"description": "In the order to do them."}
+    )
+    days = fields.List(
+        fields.String(validate=validate.OneOf(WEEKDAY_NAMES, error="Use mon, tue, wed, thu, fri, sat or sun.")),
+        required=True,
+        metadata={"description": "Days of the week to exercise (and be nudged)."},
+    )
+    time = ClockTime(required=True, metadata={"description": "Local time of the nudge, in the patient's zone."})
+    start = Day(required=True, metadata={"description": "First day of the program (local)."})
+    end = Day(allow_none=True, load_default=None, metadata={"description": "Last day; absent: until discharge."})
+    practitioner_id = Id(
+        required=True, metadata={"description": "The practitioner in charge (a practitioner's token: their own id)."}
+    )
+
+
+class ProgramItemSchema(Schema):
+    exercise_id = fields.Integer(required=True)
+    key = fields.String(required=True)
+    name = fields.String(required=True)
+    reps = fields.Integer(required=True, allow_none=True)
+    sets = fields.Integer(required=True, allow_none=True)
+    hold_seconds = fields.Integer(required=True, allow_none=True)
+    times_per_day = fields.Integer(required=True)
+
+
+class ProgramVersionSchema(Schema):
+    version = fields.Integer(required=True)
+    days = fields.List(fields.String(validate=validate.OneOf(WEEKDAY_NAMES)), required=True)
+    time = ClockTime(required=True)
+    start = fields.Date(required=True)
+    end = fields.Date(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    exercises = fields.List(fields.Nested(ProgramItemSchema), required=True)
+
+
+class ProgramLogSchema(Schema):
+    date = fields.Date(required=True, metadata={"description": "The patient's local day."})
+    done = fields.Boolean(required=True)
+    pain = fields.Integer(required=True, allow_none=True, metadata={"description": "0-10."})
+    source = fields.String(required=True, validate=validate.OneOf(LOG_SOURCE_NAMES))
+    note = fields.String(required=True)
+
+
+class AdherenceWeekSchema(Schema):
+    start = fields.Date(required=True, metadata={"description": "The week's Monday."})
+    logged = fields.Integer(required=True, metadata={"description": "Program days logged as done."})
+    prescribed = fields.Integer(required=True, metadata={"description": "Program days in the week, up to today."})
+    ratio = fields.Float(required=True, allow_none=True)
+
+
+class AdherenceSchema(Schema):
+    overall = fields.Float(required=True, allow_none=True, metadata={"description": "0-1; null before day one."})
+    weeks = fields.List(fields.Nested(AdherenceWeekSchema), required=True)
+
+
+class ProgramSchema(Schema):
+    id = fields.Integer(required=True)
+    patient_id = fields.Integer(required=True)
+    practitioner_id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("active", "paused", "ended")))
+    pause_reason = fields.String(required=True, allow_none=True, metadata={"description": "staff, alert or patient."})
+    end_reason = fields.String(required=True, allow_none=True, metadata={"description": "ended or discharged."})
+    version = fields.Integer(required=True, metadata={"description": "The current version's number."})
+    program_url = fields.String(required=True, metadata={"description": "The patient's program page (no login)."})
+    days = fields.List(fields.String(validate=validate.OneOf(WEEKDAY_NAMES)), required=True)
+    time = ClockTime(required=True)
+    timezone = fields.String(required=True)
+    start = fields.Date(required=True)
+    end = fields.Date(required=True, allow_none=True, metadata={"description": "null: until discharge."})
+    exercises = fields.List(fields.Nested(ProgramItemSchema), required=True, metadata={"description": "Current."})
+    created_at = fields.DateTime(required=True)
+
+
+class ProgramDetailSchema(ProgramSchema):
+    versions = fields.List(
+        fields.Nested(ProgramVersionSchema), required=True, metadata={"description": "Oldest first."}
+    )
+    logs = fields.List(fields.Nested(ProgramLogSchema), required=True, metadata={"description": "Oldest first."})
+    adherence = fields.Nested(AdherenceSchema, required=True)

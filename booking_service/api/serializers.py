@@ -214,3 +214,95 @@ def message(m: OutboxMessage, zone: ZoneInfo) -> dict:
         "provider_id": m.provider_id,
         "error": m.error,
     }
+
+
+# --- exercise programs -------------------------------------------------------------------------
+
+
+def exercise(e) -> dict:
+    return {
+        "id": e.id,
+        "key": e.key,
+        "name": e.name_en,
+        "name_fr": e.name_fr,
+        "instructions": e.instructions_en,
+        "instructions_fr": e.instructions_fr,
+        "cautions": e.cautions_en,
+        "cautions_fr": e.cautions_fr,
+        "default_reps": e.default_reps,
+        "default_sets": e.default_sets,
+        "default_hold_seconds": e.default_hold_seconds,
+        "default_times_per_day": e.default_times_per_day,
+        "media_url": e.media_url,
+    }
+
+
+def _weekdays(days: list[int]) -> list[str]:
+    from booking_service.exercises.models import WEEKDAYS
+
+    return [WEEKDAYS[d] for d in days]
+
+
+def _program_items(version) -> list[dict]:
+    return [
+        {
+            "exercise_id": item.exercise_id,
+            "key": item.exercise.key,
+            "name": item.exercise.name_en,
+            "reps": item.reps,
+            "sets": item.sets,
+            "hold_seconds": item.hold_seconds,
+            "times_per_day": item.times_per_day,
+        }
+        for item in version.items
+    ]
+
+
+def program(p, *, url: str) -> dict:
+    """A program with its current exercises; ``created_at`` in the program's zone."""
+    return {
+        "id": p.id,
+        "patient_id": p.patient_id,
+        "practitioner_id": p.practitioner_id,
+        "status": p.status,
+        "pause_reason": p.pause_reason,
+        "end_reason": p.end_reason,
+        "version": p.version,
+        "program_url": url,
+        "days": _weekdays(p.days),
+        "time": p.time_of_day,
+        "timezone": p.timezone,
+        "start": p.start_date,
+        "end": p.end_date,
+        "exercises": _program_items(p.current),
+        "created_at": _local(p.created_at, ZoneInfo(p.timezone)),
+    }
+
+
+def program_detail(p, *, url: str, logs: list, weeks: list, overall: float | None) -> dict:
+    zone = ZoneInfo(p.timezone)
+    return {
+        **program(p, url=url),
+        "versions": [
+            {
+                "version": v.version,
+                "days": _weekdays(v.days),
+                "time": v.time_of_day,
+                "start": v.start_date,
+                "end": v.end_date,
+                "created_at": _local(v.created_at, zone),
+                "exercises": _program_items(v),
+            }
+            for v in p.versions
+        ],
+        "logs": [
+            {"date": log.local_date, "done": log.done, "pain": log.pain, "source": log.source, "note": log.note}
+            for log in logs
+        ],
+        "adherence": {
+            "overall": overall,
+            "weeks": [
+                {"start": w.start, "logged": w.logged, "prescribed": w.prescribed, "ratio": w.ratio} for w in weeks
+            ],
+        },
+    }

@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from booking_service.clinic.models import Location
+from booking_service.clinic.models import Location, Practitioner
 from booking_service.errors import END_BEFORE_START, InvalidTransition, NotFound, ValidationFailed
 from booking_service.exercises.models import Alert, Exercise, Program, ProgramItem, ProgramVersion
 from booking_service.exercises.validation import check_program
 from booking_service.patients.models import Patient
 from booking_service.scheduling import tokens
+from booking_service.scheduling.models import Appointment
 
 # A program link stops working this long after the program ended (the manage-link rule).
 from booking_service.scheduling.operations import TOKEN_LIFETIME_AFTER_END
@@ -130,6 +131,23 @@ def _items(session: Session, specs: list[ItemSpec]) -> list[ProgramItem]:
             )
         )
     return items
+
+
+def default_location(session: Session, patient_id: int, practitioner_id: int) -> int | None:
+    """Where a program assigned without a location belongs (its zone is the patient's): the
+    location of the patient's latest visit with the practitioner, else of their latest visit,
+    else the practitioner's first location, else the clinic's first active one."""
+    latest = select(Appointment.location_id).where(Appointment.patient_id == patient_id)
+    found = session.scalar(
+        latest.where(Appointment.practitioner_id == practitioner_id).order_by(Appointment.start_at.desc()).limit(1)
+    ) or session.scalar(latest.order_by(Appointment.start_at.desc()).limit(1))
+    if found is None:
+        practitioner = session.get(Practitioner, practitioner_id)
+        locations = sorted(practitioner.locations, key=lambda loc: loc.id) if practitioner else []
+        found = locations[0].id if locations else None
+    if found is None:
+        found = session.scalar(select(Location.id).where(Location.active.is_(True)).order_by(Location.id).limit(1))
+    return found
 
 
 def get_program(session: Session, program_id: int) -> Program:
