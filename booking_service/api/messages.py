@@ -28,7 +28,7 @@ FIELD_MESSAGES = {
     errors.SETS_INVALID: "Use a number of sets between 1 and 20, or leave it out for the default.",
     errors.HOLD_INVALID: "Use a hold between 1 and 600 seconds, or leave it out for the default.",
     errors.TIMES_PER_DAY_INVALID: "Use between 1 and 10 times a day, or leave it out for the default.",
-    errors.DAYS_MISSING: "Give at least one day of the week, such as [\"mon\", \"wed\", \"fri\"].",
+    errors.DAYS_MISSING: 'Give at least one day of the week, such as ["mon", "wed", "fri"].',
     errors.DAY_INVALID: "Use mon, tue, wed, thu, fri, sat or sun.",
     errors.TIME_MISSING: "Give a time of day such as 18:30.",
     errors.START_MISSING: "Give the first day, YYYY-MM-DD.",
