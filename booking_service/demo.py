@@ -1,5 +1,7 @@
 """The demo clinic: two Toronto locations, five practitioners, the usual services, hours for the
-next months, a few patients with appointments over the next two weeks, and two staff logins.
+next months, a few patients with appointments over the next two weeks, two staff logins, the
+exercise library, and two home exercise programs with two weeks of logs (one improving; one with
+rising pain, an open pain alert and its program paused by it).
 
 Capacity contract (DESIGN.md, "Demo capacity"): five practitioners work about eight hours a day,
 five days a week at the Downtown location, open-ended, so thousands of slots can be booked.
@@ -16,8 +18,13 @@ from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service, WorkingHours
 from booking_service.errors import DomainError
+from booking_service.exercises.library import load_library
+from booking_service.exercises.models import Alert, Exercise, FunctionScore, ProgramLog
+from booking_service.exercises.programs import ItemSpec, create_program, local_today, pause_program
+from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling import slots
+from booking_service.scheduling.models import Appointment
 from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
 
@@ -148,11 +155,14 @@ def seed(session: Session, *, secret_key: str, now: datetime, appointments: int 
     session.flush()
 
     booked = _book_demo_appointments(session, secret_key=secret_key, now=now, count=appointments)
+    created, _updated = load_library(session)
+    programs = _demo_programs(session, secret_key=secret_key, now=now)
     return DemoResult(
         logins=tuple(logins),
         summary=(
             f"{len(practitioners)} practitioners, {len(services)} services, 2 locations, "
-            f"{booked} appointments over the next two weeks"
+            f"{booked} appointments over the next two weeks, {created} exercises, "
+            f"{programs} home exercise programs with two weeks of logs"
         ),
     )
 
@@ -190,3 +200,100 @@ def _book_demo_appointments(session: Session, *, secret_key: str, now: datetime,
             continue  # the demo patient already has a visit then: skip it
         booked += 1
     return booked
+
+
+# Two programs, started two weeks ago, Mon/Wed/Fri/Sat at 18:30 (eight program days): (patient email, exercises with
+# doses, pain on each program day oldest first, PSFS activity and its weekly scores, a done
+# pattern). Alex improves: pain falls, function rises. Camille's pain climbs to 8: an open pain
+# alert, and her program paused by it until a practitioner acknowledges.
+DEMO_PROGRAMS = (
+    (
+        "alex.martin@example.com",
+        (
+            ("nerve_glide_seated", 10, 2, None),
+            ("knee_to_chest", 5, 1, 20),
+            ("bridge", 10, 2, 5),
+            ("walking", None, 1, 600),
+        ),
+        (7, 7, 6, 5, 5, 4, 4, 3),
+        ("Sitting through a work meeting", (3, 5, 7)),
+        (True, True, False, True, True, True, True, True),
+    ),
+    (
+        "camille.gagnon@example.com",
+        (("nerve_glide_lying", 10, 2, None), ("piriformis_stretch", 3, 1, 30), ("abdominal_bracing", 10, 1, 10)),
+        (4, 4, 5, 5, 6, 6, 7, 8),
+        ("Mettre mes chaussettes", (5, 5, 4)),
+        (True, False, True, False, True, False, False, True),
+    ),
+)
+DEMO_DAYS = [0, 2, 4, 5]
+
+
+def _demo_programs(session: Session, *, secret_key: str, now: datetime) -> int:
+    """The two demo programs with two weeks of logs (see :data:`DEMO_PROGRAMS`)."""
+    exercises = {e.key: e.id for e in session.scalars(select(Exercise))}
+    made = 0
+    for email, doses, pains, (activity, scores), done in DEMO_PROGRAMS:
+        patient = session.scalar(select(Patient).where(Patient.email == email))
+        visit = patient and session.scalar(
+            select(Appointment).where(Appointment.patient_id == patient.id).order_by(Appointment.start_at).limit(1)
+        )
+        if visit is None:
+            continue  # the demo could not book this patient: no program either
+        patient.exercise_sms_consent = True
+        today = slots.local_date(now, visit.location)
+        start = today - timedelta(days=14)
+        program = create_program(
+            session,
+            patient_id=patient.id,
+            practitioner_id=visit.practitioner_id,
+            location_id=visit.location_id,
+            items=[ItemSpec(exercises[key], reps=r, sets=s, hold_seconds=h) for key, r, s, h in doses],
+            days=DEMO_DAYS,
+            time_of_day=time(18, 30),
+            start=start,
+            secret_key=secret_key,
+            now=now - timedelta(days=14),
+        )
+        days = [start + timedelta(days=n) for n in range(14) if (start + timedelta(days=n)).weekday() in DEMO_DAYS]
+        for day, pain, was_done in zip(days, pains, done, strict=True):
+            session.add(
+                ProgramLog(
+                    program_id=program.id,
+                    patient_id=patient.id,
+                    local_date=day,
+                    done=was_done,
+                    pain=pain,
+                    source="sms" if day.day % 2 else "page",
+                )
+            )
+        for week, score in enumerate(scores):
+            session.add(
+                FunctionScore(
+                    program_id=program.id,
+                    patient_id=patient.id,
+                    local_date=start + timedelta(days=7 * week),
+                    position=1,
+                    activity=activity,
+                    score=score,
+                )
+            )
+        if pains[-1] >= 8:
+            session.add(
+                Alert(
+                    patient_id=patient.id,
+                    program_id=program.id,
+                    practitioner_id=visit.practitioner_id,
+                    kind="pain",
+                    status="open",
+                    source="sms",
+                    created_at=now - timedelta(hours=3),
+                    text=f'Replied "douleur {pains[-1]}": pain {pains[-1]}/10, up from about {pains[0]} two weeks ago.',
+                )
+            )
+            pause_program(session, program.id, reason="alert", now=now - timedelta(hours=3))
+        assert local_today(program, now) == today
+        made += 1
+    session.flush()
+    return made

@@ -262,3 +262,27 @@ def test_end_and_discharge_stop_the_program_for_good(database, assign, library, 
     assert caught.value.code == "program_ended"
     with database.unit_of_work() as s:
         assert s.scalar(select(func.count(Program.id))) == 1
+
+
+# --- the demo -------------------------------------------------------------------------------------
+
+
+def test_the_demo_has_the_library_and_two_programs_one_improving_one_alerted(database):
+    from booking_service.demo import seed
+    from booking_service.exercises.progress import logs, pain_series
+
+    with database.unit_of_work() as s:
+        result = seed(s, secret_key=SECRET, now=NOW)
+    assert "2 home exercise programs" in result.summary
+    with database.unit_of_work() as s:
+        assert s.scalar(select(func.count(Exercise.id))) == len(LIBRARY)
+        improving, alerted = s.scalars(select(Program).order_by(Program.id)).all()
+        assert improving.status == "active"
+        pains = [pain for _day, pain in pain_series(logs(s, improving.id))]
+        assert pains[0] > pains[-1] and len(pains) >= 8  # two weeks of logs, pain falling
+        assert (alerted.status, alerted.pause_reason) == ("paused", "alert")
+        pains = [pain for _day, pain in pain_series(logs(s, alerted.id))]
+        assert pains[-1] >= 8 > pains[0]
+        alert = s.scalar(select(Alert))
+        assert (alert.kind, alert.status, alert.program_id) == ("pain", "open", alerted.id)
+        assert s.get(Patient, improving.patient_id).exercise_sms_consent
