@@ -286,3 +286,95 @@ def test_the_demo_has_the_library_and_two_programs_one_improving_one_alerted(dat
         alert = s.scalar(select(Alert))
         assert (alert.kind, alert.status, alert.program_id) == ("pain", "open", alerted.id)
         assert s.get(Patient, improving.patient_id).exercise_sms_consent
+
+
+# --- the console ----------------------------------------------------------------------------------
+
+
+def test_a_practitioner_assigns_a_program_from_the_appointment_page(physio, booked, library, database):
+    from tests.console_fixtures import text
+
+    appointment_id = booked()
+    page = text(physio.get(f"/staff/appointments/{appointment_id}"))
+    assert "Home exercise program" in page and "Assign a program" in page
+    with database.unit_of_work() as s:
+        patient_id = s.scalar(select(Patient.id))
+    form = physio.get(f"/staff/patients/{patient_id}/programs/new?appointment={appointment_id}")
+    assert form.status_code == 200 and "America/Toronto" in text(form) and "not agreed" in text(form)
+    bridge = library["bridge"]
+    response = physio.post(
+        f"/staff/patients/{patient_id}/programs/new",
+        data={
+            "appointment": appointment_id,
+            f"ex_{bridge}": "yes",
+            f"reps_{bridge}": "12",
+            f"sets_{bridge}": "2",
+            "day": ["0", "3"],
+            "time": "07:45",
+            "start": "2026-11-24",
+            "end": "",
+        },
+    )
+    assert response.status_code == 302, text(response)
+    program_page = text(physio.get(response.headers["Location"]))
+    assert "Bridge: 12 reps × 2 sets" in program_page and "Mon, Thu" in program_page
+    assert "Version 1" in program_page and "/p/" in program_page
+
+
+def test_the_program_form_says_what_to_fix(physio, booked, library, database):
+    from tests.console_fixtures import text
+
+    booked()
+    with database.unit_of_work() as s:
+        patient_id = s.scalar(select(Patient.id))
+    bridge = library["bridge"]
+    response = physio.post(
+        f"/staff/patients/{patient_id}/programs/new",
+        data={
+            f"ex_{bridge}": "yes",
+            f"reps_{bridge}": "999",
+            "time": "07:45",
+            "start": "2026-11-24",
+            "end": "2026-11-01",
+        },
+    )
+    assert response.status_code == 422
+    page = text(response)
+    assert "Repetitions: 1 to 200" in page and "Tick at least one day" in page and "The end date is before" in page
+
+
+def test_staff_pause_resume_and_discharge_from_the_program_page(desk, assign):
+    from tests.console_fixtures import text
+
+    program_id = assign()
+    for action, shown in (("pause", "Paused"), ("resume", "Active"), ("discharge", "discharged")):
+        response = desk.post(f"/staff/programs/{program_id}/action", data={"action": action})
+        assert response.status_code == 302
+        assert shown in text(desk.get(f"/staff/programs/{program_id}"))
+
+
+def test_another_practitioners_program_is_not_found(physio, assign, clinic):
+    program_id = assign(practitioner_id=clinic.practitioner_ids[1])
+    assert physio.get(f"/staff/programs/{program_id}").status_code == 404
+    assert physio.post(f"/staff/programs/{program_id}/action", data={"action": "pause"}).status_code == 404
+
+
+def test_the_library_page_lists_and_an_admin_edits(admin, desk, library):
+    from tests.console_fixtures import text
+
+    assert "Prone press-up" in text(admin.get("/staff/exercises?q=press"))
+    assert desk.get(f"/staff/exercises/{library['bridge']}").status_code == 403
+    form = {
+        "key": "bridge",
+        "name_en": "Glute bridge",
+        "name_fr": "Pont fessier",
+        "instructions_en": "Lift.",
+        "instructions_fr": "Soulevez.",
+        "default_reps": "12",
+        "default_times_per_day": "1",
+        "active": "yes",
+    }
+    assert admin.post(f"/staff/exercises/{library['bridge']}", data=form).status_code == 302
+    assert "Glute bridge" in text(admin.get("/staff/exercises"))
+    bad = admin.post("/staff/exercises/new", data={**form, "media_url": "ftp://x"})
+    assert bad.status_code == 422 and "Another exercise already has this key" in text(bad)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from booking_service.console import programs
 from booking_service.console.auth import can_see
 from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot_value, run, slots_by_day
 from booking_service.context import db_session, utcnow
@@ -54,6 +55,7 @@ def show(appointment_id: int):
         actions=[(status, label) for status, (label, _done) in ACTIONS.items() if status in allowed],
         changeable=appointment.status in ("booked", "confirmed") and appointment.start_at > utcnow(),
         red_flag_labels=RED_FLAG_LABELS,
+        programs=programs.of_patient(appointment.patient_id),
     )
 
 

@@ -12,7 +12,17 @@ from flask import Blueprint, Flask, render_template
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from booking_service.console import appointments, auth, booking, inbox, patients, schedule, settings, waitlist
+from booking_service.console import (
+    appointments,
+    auth,
+    booking,
+    inbox,
+    patients,
+    programs,
+    schedule,
+    settings,
+    waitlist,
+)
 from booking_service.console.auth import desk_only
 from booking_service.console.common import (
     STATUS_LABELS,
@@ -61,6 +71,14 @@ bp.add_url_rule("/book", "book_submit", booking.submit, methods=["POST"])
 # --- patients ------------------------------------------------------------------------------------
 bp.add_url_rule("/patients", "patients", patients.search)
 bp.add_url_rule("/patients/<int:patient_id>", "patient", patients.show)
+# --- the exercise library and home exercise programs ---------------------------------------------
+bp.add_url_rule("/exercises", "exercises", programs.exercises)
+bp.add_url_rule("/exercises/new", "exercise_new", programs.exercise_form, methods=["GET", "POST"])
+bp.add_url_rule("/exercises/<int:exercise_id>", "exercise_edit", programs.exercise_form, methods=["GET", "POST"])
+bp.add_url_rule("/patients/<int:patient_id>/programs/new", "program_new", programs.assign, methods=["GET", "POST"])
+bp.add_url_rule("/programs/<int:program_id>", "program", programs.show)
+bp.add_url_rule("/programs/<int:program_id>/revise", "program_revise", programs.revise, methods=["GET", "POST"])
+bp.add_url_rule("/programs/<int:program_id>/action", "program_action", programs.act, methods=["POST"])
 # --- the desk's inbox and waitlist ---------------------------------------------------------------
 bp.add_url_rule("/inbox", "inbox", desk_only(inbox.index))
 bp.add_url_rule("/inbox/<int:message_id>/handled", "inbox_handled", desk_only(inbox.handled), methods=["POST"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
+from booking_service.console import programs
 from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import clinic_or_none
 from booking_service.context import db_session
@@ -58,4 +59,5 @@ def show(patient_id: int):
         consents=consent_history(session, patient),
         opt_out=opt_out_of(session, patient.phone),
         clinic_tz=clinic.timezone if clinic else "UTC",
+        programs=programs.of_patient(patient.id),
     )
