@@ -547,6 +547,8 @@ def test_the_openapi_document_describes_every_endpoint_errors_and_bearer_securit
         "/api/v1/appointments/{appointment_id}/messages",
         "/api/v1/patients",
         "/api/v1/patients/{patient_id}",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{alert_id}/acknowledge",
     }
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",

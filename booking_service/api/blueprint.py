@@ -96,7 +96,7 @@ class JsonApi(Api):
 
 
 def register_api(app: Flask) -> None:
-    from booking_service.api import manage, programs, public, staff  # noqa: F401  (their routes join bp)
+    from booking_service.api import alerts, manage, programs, public, staff  # noqa: F401  (their routes join bp)
     from booking_service.api.auth import SECURITY_SCHEME, SECURITY_SCHEME_SPEC
     from booking_service.extensions import csrf
 

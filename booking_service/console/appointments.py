@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from booking_service.console import programs
 from booking_service.console.auth import can_see
 from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot_value, run, slots_by_day
+from booking_service.console.progress import summary_for_patient
 from booking_service.context import db_session, utcnow
 from booking_service.messaging.queries import messages_of
 from booking_service.patients.queries import opt_out_of
@@ -56,6 +57,7 @@ def show(appointment_id: int):
         changeable=appointment.status in ("booked", "confirmed") and appointment.start_at > utcnow(),
         red_flag_labels=RED_FLAG_LABELS,
         programs=programs.of_patient(appointment.patient_id),
+        program_summary=summary_for_patient(appointment.patient_id),
     )
 
 

@@ -13,12 +13,14 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from booking_service.console import (
+    alerts,
     appointments,
     auth,
     booking,
     inbox,
     patients,
     programs,
+    progress,
     schedule,
     settings,
     waitlist,
@@ -87,6 +89,11 @@ bp.add_url_rule("/waitlist", "waitlist", desk_only(waitlist.index))
 bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", desk_only(waitlist.offered), methods=["POST"])
 bp.add_url_rule("/waitlist/<int:entry_id>/offer", "waitlist_offer", desk_only(waitlist.send_offer), methods=["POST"])
 bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", desk_only(waitlist.remove), methods=["POST"])
+# --- home exercise programs: alerts (desk and the patient's practitioner) and progress -----------
+bp.add_url_rule("/alerts", "alerts", alerts.index)
+bp.add_url_rule("/alerts/<int:alert_id>/acknowledge", "alert_acknowledge", alerts.acknowledge, methods=["POST"])
+bp.add_url_rule("/progress", "progress", progress.index)
+bp.add_url_rule("/progress/<int:program_id>", "program_progress", progress.show)
 # --- schedule and settings (hours: practitioners view their own; saving is the desk's) ------------
 bp.add_url_rule("/hours", "hours", settings.hours)
 bp.add_url_rule("/hours", "hours_save", settings.hours_save, methods=["POST"])
@@ -136,6 +143,7 @@ def _template_helpers():
     return {
         "clinic_name": clinic.name if clinic else "Clinic",
         "inbox_count": count_replies_needing_staff(db_session()) if show_inbox else 0,
+        "alert_count": alerts.open_count() if current_user.is_authenticated else 0,
         "asset_url": asset_url,
         "fmt_time": fmt_time,
         "fmt_when": fmt_when,

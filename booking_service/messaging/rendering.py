@@ -353,6 +353,7 @@ def _context(message: Any, *, settings: Any, clinic: Any, now: datetime, lang: s
         "is_initial": False,
         "manage_url": None,
         "cancellation_window_hours": getattr(clinic, "cancellation_window_hours", None),
+        "alert_kind": payload.get("alert_kind"),  # red_flag, pain, urgent_booking: the clinic's alert e-mail
     }
     if appointment is None and payload.get("start"):
         # A message about a time that is not (yet) an appointment: a waitlist offer.

@@ -15,7 +15,7 @@ other opt-out words     the number. No reply: Twilio answers STOP itself and ref
 START, UNSTOP           lift the opt-out (ledger). No reply: Twilio answers START itself.
 HELP, INFO, AIDE        reply with the clinic's name and phone number
 R, RESCHEDULE           reply with the manage link of the next appointment
-0-10, DONE              stored for staff (the exercise feature will act on them)
+0-10, DONE, red flags   home exercises (``exercises.replies``): log, pain, alert; else for staff
 anything else           stored for staff; "stop texting me" and the like flagged likely_opt_out
 =====================  =========================================================================
 
@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service.db import write_transaction
+from booking_service.exercises import replies as exercise_replies
 from booking_service.messaging import planning
 from booking_service.messaging.models import InboundMessage
 from booking_service.patients.consent import opt_in_phone, opt_out_phone
@@ -46,10 +47,11 @@ OPT_IN_WORDS = frozenset({"start", "unstop", "yes"})
 CONFIRM_WORDS = frozenset({"c", "confirm", "yes", "oui", "confirmer"})
 HELP_WORDS = frozenset({"help", "info", "aide"})
 RESCHEDULE_WORDS = frozenset({"r", "reschedule", "reporter", "modifier"})
-DONE_WORDS = frozenset({"done", "fait", "termine"})
-FRENCH_WORDS = frozenset({"oui", "confirmer", "arret", "aide", "reporter", "modifier", "fait", "termine"})
+DONE_WORDS = frozenset({"done", "fait", "fini", "termine"})
+FRENCH_WORDS = frozenset({"oui", "confirmer", "arret", "aide", "reporter", "modifier", "fait", "fini", "termine"})
 
-_PAIN = re.compile(r"^(10|[0-9])(\s*/\s*10)?$")
+# A pain score: "7", "7/10", "pain 7", "Pain: 7/10", "douleur 7", "douleur : 7".
+_PAIN = re.compile(r"^(?:(?P<word>pain|douleur)\s*:?\s*)?(?P<score>10|[0-9])(\s*/\s*10)?$")
 # Free text that reads as "stop texting me": staff should act on it (record an opt-out by hand)
 # even though it is not a keyword Twilio acts on.
 _LIKELY_OPT_OUT = re.compile(
@@ -67,6 +69,7 @@ class Reading:
     keyword: str  # the folded keyword ("" for free text)
     french: bool = False
     likely_opt_out: bool = False
+    pain: int | None = None  # the score, for intent "pain"
 
 
 def _fold(text: str) -> str:
@@ -91,8 +94,9 @@ def read(body: str) -> Reading:
         return Reading("reschedule", keyword, french)
     if keyword in DONE_WORDS:
         return Reading("done", keyword, french)
-    if _PAIN.match(folded.strip(" .!")):
-        return Reading("pain", "")
+    pain = _PAIN.match(folded.strip(" .!"))
+    if pain:
+        return Reading("pain", "", pain.group("word") == "douleur", pain=int(pain.group("score")))
     return Reading("other", "", likely_opt_out=bool(_LIKELY_OPT_OUT.search(folded)))
 
 
@@ -128,6 +132,12 @@ def handle_inbound(
     )
     session.add(inbound)
     session.flush()
+    if reading.intent in ("other", "pain", "done"):  # home exercises: logs, pain, red flags
+        handled = exercise_replies.act_on_text(
+            session, inbound_id=inbound.id, phone=from_phone, body=body, intent=reading.intent,
+            pain=reading.pain, french=reading.french, patient=patient, now=now,
+        )  # fmt: skip
+        inbound.needs_staff = not handled
 
     language = "fr" if reading.french else None
 

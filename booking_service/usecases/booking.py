@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from booking_service.clinic.queries import get_clinic
+from booking_service.exercises import alerts
 from booking_service.messaging import planning
 from booking_service.scheduling import operations
 from booking_service.scheduling.models import Appointment
@@ -32,7 +33,8 @@ __all__ = [
 
 
 def book(session: Session, request: BookingRequest, *, secret_key: str, now: datetime) -> Booked:
-    """Book ``request.start`` and plan its confirmation (when the patient booked) and reminders.
+    """Book ``request.start`` and plan its confirmation (when the patient booked) and reminders;
+    a red-flag screen answered yes also raises an ``urgent_booking`` alert (``exercises.alerts``).
 
     Raises ValidationFailed, NotFound, SlotUnavailable, SlotTaken or PatientBusy; then nothing
     of the booking is written (the caller's earlier writes stay).
@@ -41,6 +43,8 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
     planning.booked(
         session, booked.appointment, clinic=get_clinic(session), now=now, by_patient=request.source != "staff"
     )
+    if booked.appointment.triage == "urgent":  # a red-flag screen answered yes: the clinic hears now
+        alerts.urgent_booking(session, booked.appointment, now=now)
     return booked
 
 
