@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from booking_service import errors
 from booking_service.db import utcnow
 from booking_service.errors import DomainError
 
@@ -149,9 +150,19 @@ def revoke_api_token_command(email: str) -> None:
     click.echo(f"Revoked {count} API token{'s' if count != 1 else ''} of {email.strip().lower()}.")
 
 
+# What the console's words cannot know: the command's own options.
+_CLI_HINTS = {
+    errors.USER_EXISTS: "Use --update to change it.",
+    errors.PRACTITIONER_LINK_NEEDS_ROLE: "Use --role practitioner, or leave --practitioner-id out.",
+}
+
+
 def _describe(exc: DomainError) -> str:
-    details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
-    return f"{exc.message} {details}".strip()
+    """A domain error in the console's (staff) words, with each field's words and the hint."""
+    from booking_service.console.common import staff_field_errors, staff_message
+
+    details = "; ".join(f"{k}: {v}" for k, v in staff_field_errors(exc).items())
+    return " ".join(part for part in (staff_message(exc), details, _CLI_HINTS.get(exc.reason, "")) if part)
 
 
 def register_commands(app: Flask) -> None:

@@ -17,13 +17,13 @@ from sqlalchemy import select, update
 
 from booking_service.clinic.models import Service
 from booking_service.messaging.models import InboundMessage
-from booking_service.messaging.replies import handle_inbound
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import ConsentEvent, SmsOptOut
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
+from booking_service.usecases.replies import handle_inbound
 from booking_service.waitlist.models import WaitlistEntry
 from tests.conftest import NOW, SECRET, local
 from tests.console_fixtures import PASSWORD, TUESDAY_10, _create_app, appointment, flashed, login, text

@@ -22,7 +22,7 @@ from booking_service.errors import ValidationFailed
 from booking_service.scheduling.models import Appointment
 from booking_service.scheduling.slots import find_slots
 from tests.conftest import local
-from tests.console_fixtures import TUESDAY_10, login, text
+from tests.console_fixtures import TUESDAY_10, flashed, login, text
 
 pytest_plugins = ["tests.console_fixtures"]
 
@@ -285,6 +285,12 @@ def test_time_off_that_ends_before_it_starts_is_an_error_message(desk, database,
     assert "The time off needs fixing" in text(desk.get("/staff/time-off"))
     with database.session() as s:
         assert s.scalars(select(TimeOff)).all() == []
+
+
+def test_the_console_flashes_a_closure_day_that_does_not_parse_in_its_own_words(desk):
+    desk.post("/staff/closures", data={"day": "24/11/2026", "location": "", "name": "Staff training"})
+
+    assert "The closure needs fixing. Give the day as a date (YYYY-MM-DD)." in flashed(desk)
 
 
 def test_a_closure_removes_that_days_slots_and_lists_its_appointments(desk, database, clinic, booked):

@@ -178,7 +178,7 @@ def test_a_new_program_is_active_with_doses_and_defaults(database, assign, libra
         ({"items": []}, {"exercises": errors.EXERCISES_MISSING}),
         ({"items": [ItemSpec(999_999)]}, {"exercises.0.exercise_id": errors.EXERCISE_UNKNOWN}),
         ({"days": []}, {"days": errors.DAYS_MISSING}),
-        ({"days": [7]}, {"days": errors.DAY_INVALID}),
+        ({"days": [7]}, {"days": errors.WEEKDAY_INVALID}),
         ({"end": MONDAY - timedelta(days=1)}, {"end": errors.END_BEFORE_START}),
         ({"practitioner_id": 999_999}, {"practitioner_id": errors.PRACTITIONER_UNKNOWN}),
     ],

@@ -8,8 +8,10 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings
 from booking_service.config import Settings
+from booking_service.errors import InvalidTransition
 from booking_service.messaging.rendering import render
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.operations import PatientDetails
@@ -111,5 +113,6 @@ def test_staff_can_send_an_offer_and_sending_it_twice_plans_nothing_more(databas
         assert offers.offer(s, entry_id, now=NOW)[1] == 0
     with database.unit_of_work() as s:
         offers.remove_entry(s, entry_id)
-    with database.unit_of_work() as s, pytest.raises(Exception, match="removed"):
+    with database.unit_of_work() as s, pytest.raises(InvalidTransition) as refused:
         offers.offer(s, entry_id, now=NOW + timedelta(minutes=5))
+    assert (refused.value.reason, refused.value.params) == (errors.WAITLIST_ENTRY_CLOSED, {"status": "removed"})

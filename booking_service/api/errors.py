@@ -3,7 +3,8 @@
 Three routes lead here:
 
 - :class:`~booking_service.errors.DomainError` raised by an operation carries its own status, code,
-  message and fields (plus ``alternatives`` for slot errors, ``phone`` for late cancellations);
+  reason and field codes, worded here by ``api/messages.py`` (plus ``alternatives`` for slot
+  errors, ``phone`` for late cancellations, added to the body as they are);
 - werkzeug's ``HTTPException`` (``abort``, webargs validation, Flask-Limiter's 429, routing);
 - routing failures under ``/api/v1`` (unknown address, wrong method), answered by a
   ``before_request`` hook, since no blueprint owns an unmatched URL and the HTML pages keep
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from booking_service.api.messages import field_messages
+from booking_service.api.messages import error_message, field_messages
 from booking_service.api.schemas import SlotSchema
 from booking_service.api.serializers import slot
 from booking_service.clinic.models import Location
@@ -145,7 +146,13 @@ def _validation_fields(data: Mapping[str, Any]) -> dict[str, str]:
 
 def nest_fields(exc: ValidationFailed, prefix: str) -> ValidationFailed:
     """The same error with its fields under ``prefix`` (``phone`` -> ``patient.phone``)."""
-    return ValidationFailed(exc.message, fields={f"{prefix}.{k}": v for k, v in exc.fields.items()}, **exc.extra)
+    return ValidationFailed(
+        exc.reason,
+        fields={f"{prefix}.{k}": v for k, v in exc.fields.items()},
+        params=exc.params,
+        field_params={f"{prefix}.{k}": v for k, v in exc.field_params.items()},
+        **exc.extra,
+    )
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -173,7 +180,7 @@ def handle_domain_error(exc: DomainError) -> Response:
         elif isinstance(value, str | int | float | bool) or value is None:
             extra[key] = value
     headers = {"WWW-Authenticate": 'Bearer realm="staff"'} if exc.status == 401 else None
-    return error_response(exc.status, exc.code, exc.message, field_messages(exc.fields), headers=headers, **extra)
+    return error_response(exc.status, exc.code, error_message(exc), field_messages(exc), headers=headers, **extra)
 
 
 def handle_http_exception(exc: HTTPException) -> Response:

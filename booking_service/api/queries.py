@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.errors import NotFound
 from booking_service.patients.models import Patient
 from booking_service.scheduling.models import Appointment
@@ -18,7 +19,7 @@ def get_appointment(session: Session, appointment_id: int) -> Appointment:
     """Raises NotFound for an unknown id."""
     appointment = session.get(Appointment, appointment_id)
     if appointment is None:
-        raise NotFound("There is no such appointment.")
+        raise NotFound(errors.APPOINTMENT_NOT_FOUND)
     return appointment
 
 
@@ -26,5 +27,5 @@ def get_patient(session: Session, patient_id: int) -> Patient:
     """Raises NotFound for an unknown id."""
     patient = session.get(Patient, patient_id)
     if patient is None:
-        raise NotFound("There is no such patient.")
+        raise NotFound(errors.PATIENT_NOT_FOUND)
     return patient

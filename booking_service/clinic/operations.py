@@ -4,8 +4,8 @@ Every function takes a session and plain values, validates, changes rows and flu
 commits (the caller's request, job or command does). Bad input raises
 :class:`~booking_service.errors.ValidationFailed` whose ``fields`` name every problem found, so
 a form can mark each one; an unknown id raises :class:`~booking_service.errors.NotFound`.
-Adding time off or a closure never touches appointments: it returns the active ones it
-overlaps, for staff to move.
+Adding time off or a closure never touches appointments (the clinic's rules know nothing of
+them): ``usecases.schedule`` lists the ones it overlaps, for staff to move.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, TimeOff, WorkingHours
 from booking_service.clinic.queries import get_clinic
-from booking_service.clinic.reminder_rules import RuleError, local_instant, parse_rules
+from booking_service.clinic.reminder_rules import RuleError, parse_rules
 from booking_service.errors import NotFound, ValidationFailed
-from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
 
 MAX_REASON = 200
 MAX_CLOSURE_NAME = 120
@@ -52,20 +51,21 @@ def _validity_overlaps(a_from: date | None, a_until: date | None, b_from: date |
 
 
 def _row_problems(row: HoursRow) -> dict[str, str]:
+    """Field -> field code of what is wrong with one row on its own."""
     problems: dict[str, str] = {}
     if not 0 <= row.weekday <= 6:
-        problems["weekday"] = "Choose a day of the week."
+        problems["weekday"] = errors.WEEKDAY_INVALID
     if row.end <= row.start:
-        problems["end"] = "The end must be after the start."
+        problems["end"] = errors.END_NOT_AFTER_START
     if (row.break_start is None) != (row.break_end is None):
-        problems["break_end" if row.break_end is None else "break_start"] = "Give both ends of the break, or neither."
+        problems["break_end" if row.break_end is None else "break_start"] = errors.BREAK_INCOMPLETE
     elif row.break_start is not None and row.break_end is not None:
         if row.break_end <= row.break_start:
-            problems["break_end"] = "The break must end after it starts."
+            problems["break_end"] = errors.BREAK_END_NOT_AFTER_START
         elif not (row.start <= row.break_start and row.break_end <= row.end):
-            problems["break_start"] = "The break must be inside the working hours."
+            problems["break_start"] = errors.BREAK_OUTSIDE_HOURS
     if row.valid_from and row.valid_until and row.valid_until < row.valid_from:
-        problems["valid_until"] = "'Until' must be on or after 'from'."
+        problems["valid_until"] = errors.UNTIL_BEFORE_FROM
     return problems
 
 
@@ -105,9 +105,9 @@ def set_weekly_hours(
     different locations are compared as wall-clock times: the clinic's locations share one zone.
     """
     if session.get(Practitioner, practitioner_id) is None:
-        raise NotFound("There is no such practitioner.", fields={"practitioner_id": "Choose a practitioner."})
+        raise NotFound(errors.PRACTITIONER_NOT_FOUND, fields={"practitioner_id": errors.PRACTITIONER_UNKNOWN})
     if session.get(Location, location_id) is None:
-        raise NotFound("There is no such location.", fields={"location_id": "Choose a location."})
+        raise NotFound(errors.LOCATION_NOT_FOUND, fields={"location_id": errors.LOCATION_UNKNOWN})
     elsewhere = session.scalars(
         select(WorkingHours).where(
             WorkingHours.practitioner_id == practitioner_id, WorkingHours.location_id != location_id
@@ -115,22 +115,25 @@ def set_weekly_hours(
     ).all()
 
     fields: dict[str, str] = {}
+    field_params: dict[str, dict[str, object]] = {}
     for index, row in enumerate(rows):
         problems = _row_problems(row)
         if not problems:
             earlier = next((other for other in rows[:index] if not _row_problems(other) and _clash(row, other)), None)
             other_place = next((other for other in elsewhere if _clash(row, other)), None)
             if earlier is not None:
-                problems["start"] = f"Overlaps the hours {earlier.start:%H:%M}-{earlier.end:%H:%M} of the same day."
+                problems["start"] = errors.HOURS_OVERLAP
+                field_params[f"rows.{index}.start"] = {"start": earlier.start, "end": earlier.end}
             elif other_place is not None:
-                problems["start"] = (
-                    f"Overlaps their hours at {other_place.location.name} "
-                    f"({other_place.start_time:%H:%M}-{other_place.end_time:%H:%M}): "
-                    "a person can be in one place at a time."
-                )
-        fields.update({f"rows.{index}.{name}": message for name, message in problems.items()})
+                problems["start"] = errors.HOURS_OVERLAP_ELSEWHERE
+                field_params[f"rows.{index}.start"] = {
+                    "location": other_place.location.name,
+                    "start": other_place.start_time,
+                    "end": other_place.end_time,
+                }
+        fields.update({f"rows.{index}.{name}": code for name, code in problems.items()})
     if fields:
-        raise ValidationFailed("Some hours need fixing: see the marked rows.", fields=fields)
+        raise ValidationFailed(errors.HOURS_INVALID, fields=fields, field_params=field_params)
 
     for old in session.scalars(
         select(WorkingHours).where(
@@ -160,123 +163,88 @@ def set_weekly_hours(
 # --- time off and closures ----------------------------------------------------------------------------
 
 
-def _active_appointments():
-    return select(Appointment).where(Appointment.status.in_(ACTIVE_STATUSES)).order_by(Appointment.start_at)
-
-
-def time_off_conflicts(session: Session, time_off: TimeOff) -> list[Appointment]:
-    """The practitioner's active appointments (any location) whose visit overlaps the time off."""
-    return list(
-        session.scalars(
-            _active_appointments().where(
-                Appointment.practitioner_id == time_off.practitioner_id,
-                Appointment.start_at < time_off.end_at,
-                Appointment.end_at > time_off.start_at,
-            )
-        )
-    )
-
-
-def closure_conflicts(session: Session, closure: Closure) -> list[Appointment]:
-    """Active appointments on the closed local day at the closed location (every location
-    when the closure is clinic-wide), each location's day in its own zone."""
-    locations = (
-        [session.get(Location, closure.location_id)]
-        if closure.location_id is not None
-        else session.scalars(select(Location)).all()
-    )
-    conditions = []
-    for location in locations:
-        tz = ZoneInfo(location.timezone)
-        day_start = local_instant(closure.day, time(0), tz)
-        day_end = local_instant(closure.day + timedelta(days=1), time(0), tz)
-        conditions.append(
-            (Appointment.location_id == location.id)
-            & (Appointment.start_at < day_end)
-            & (Appointment.end_at > day_start)
-        )
-    if not conditions:
-        return []
-    return list(session.scalars(_active_appointments().where(or_(*conditions))))
-
-
 def add_time_off(
     session: Session, practitioner_id: int, start_at: datetime, end_at: datetime, reason: str = ""
-) -> tuple[TimeOff, list[Appointment]]:
+) -> TimeOff:
     """Record an absence of the practitioner between two aware instants (stored in UTC).
 
-    Returns (the new row, flushed; the practitioner's active appointments overlapping it, in
-    time order). Those appointments are left as they are: staff move or cancel them. Raises
+    Returns the new row, flushed. Appointments it overlaps are left as they are, for staff to
+    move (``usecases.schedule.add_time_off`` lists them). Raises
     NotFound for an unknown practitioner, ValidationFailed when an instant is naive, the end is
     not after the start, or the reason is longer than 200 characters.
     """
     if session.get(Practitioner, practitioner_id) is None:
-        raise NotFound("There is no such practitioner.", fields={"practitioner_id": "Choose a practitioner."})
+        raise NotFound(errors.PRACTITIONER_NOT_FOUND, fields={"practitioner_id": errors.PRACTITIONER_UNKNOWN})
     fields: dict[str, str] = {}
     for name, value in (("start_at", start_at), ("end_at", end_at)):
         if value.tzinfo is None or value.utcoffset() is None:
-            fields[name] = "Give a time with its time zone."
+            fields[name] = errors.TIME_NEEDS_ZONE
     if not fields and end_at <= start_at:
-        fields["end_at"] = "The end must be after the start."
+        fields["end_at"] = errors.END_NOT_AFTER_START
     reason = " ".join((reason or "").split())
     if len(reason) > MAX_REASON:
-        fields["reason"] = f"Keep the reason under {MAX_REASON} characters."
+        fields["reason"] = errors.REASON_TOO_LONG
     if fields:
-        raise ValidationFailed("The time off needs fixing.", fields=fields)
+        raise ValidationFailed(errors.TIME_OFF_INVALID, fields=fields, field_params={"reason": {"limit": MAX_REASON}})
     time_off = TimeOff(practitioner_id=practitioner_id, start_at=start_at, end_at=end_at, reason=reason)
     session.add(time_off)
     session.flush()
-    return time_off, time_off_conflicts(session, time_off)
+    return time_off
 
 
 def remove_time_off(session: Session, time_off_id: int) -> TimeOff:
     """Delete one time off (its slots become free again). Returns it; NotFound when unknown."""
     time_off = session.get(TimeOff, time_off_id)
     if time_off is None:
-        raise NotFound("That time off was already removed.")
+        raise NotFound(errors.TIME_OFF_GONE)
     session.delete(time_off)
     session.flush()
     return time_off
 
 
-def add_closure(
-    session: Session, day: date, name: str, location_id: int | None = None
-) -> tuple[Closure, list[Appointment]]:
+def add_closure(session: Session, day: date | None, name: str, location_id: int | None = None) -> Closure:
     """Close one location (``location_id``) or the whole clinic (None) for a local day.
 
-    Returns (the new row, flushed; active appointments on that day there, in time order),
-    which are left as they are for staff to move. Raises NotFound for an unknown location and
-    ValidationFailed for a missing or overlong name or when that place is already closed that day.
+    Returns the new row, flushed. Appointments that day there are left as they are, for staff
+    to move (``usecases.schedule.add_closure`` lists them). Raises NotFound for an unknown location and
+    ValidationFailed for no day (None: the form's day did not read as a date, field ``day``
+    ``DAY_INVALID``), a missing or overlong name, or when that place is already closed that day.
     """
     if location_id is not None and session.get(Location, location_id) is None:
-        raise NotFound("There is no such location.", fields={"location_id": "Choose a location."})
+        raise NotFound(errors.LOCATION_NOT_FOUND, fields={"location_id": errors.LOCATION_UNKNOWN})
     name = " ".join((name or "").split())
     fields: dict[str, str] = {}
     if not name:
-        fields["name"] = "Say why it is closed (for example: Boxing Day)."
+        fields["name"] = errors.CLOSURE_NAME_MISSING
     elif len(name) > MAX_CLOSURE_NAME:
-        fields["name"] = f"Keep the name under {MAX_CLOSURE_NAME} characters."
-    already = session.scalar(
-        select(Closure.id).where(
-            Closure.day == day,
-            Closure.location_id.is_(None) if location_id is None else Closure.location_id == location_id,
+        fields["name"] = errors.CLOSURE_NAME_TOO_LONG
+    if day is None:
+        fields["day"] = errors.DAY_INVALID
+    elif (
+        session.scalar(
+            select(Closure.id).where(
+                Closure.day == day,
+                Closure.location_id.is_(None) if location_id is None else Closure.location_id == location_id,
+            )
         )
-    )
-    if already is not None:
-        fields["day"] = "That day is already closed there."
+        is not None
+    ):
+        fields["day"] = errors.DAY_ALREADY_CLOSED
     if fields:
-        raise ValidationFailed("The closure needs fixing.", fields=fields)
+        raise ValidationFailed(
+            errors.CLOSURE_INVALID, fields=fields, field_params={"name": {"limit": MAX_CLOSURE_NAME}}
+        )
     closure = Closure(day=day, name=name, location_id=location_id)
     session.add(closure)
     session.flush()
-    return closure, closure_conflicts(session, closure)
+    return closure
 
 
 def remove_closure(session: Session, closure_id: int) -> Closure:
     """Delete one closure (the day opens again). Returns it; NotFound when unknown."""
     closure = session.get(Closure, closure_id)
     if closure is None:
-        raise NotFound("That closure was already removed.")
+        raise NotFound(errors.CLOSURE_GONE)
     session.delete(closure)
     session.flush()
     return closure
@@ -337,42 +305,47 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _policy_problems(clinic: ClinicSettings, changes: Mapping[str, object]) -> dict[str, str]:
+def _policy_problems(
+    clinic: ClinicSettings, changes: Mapping[str, object]
+) -> tuple[dict[str, str], dict[str, dict[str, object]]]:
+    """(field -> field code, field -> the values its words need) for every bad policy change."""
     problems: dict[str, str] = {}
+    params: dict[str, dict[str, object]] = {}
     for name, (low, high, unit) in _RANGES.items():
         if name in changes:
             value = changes[name]
             if not _is_int(value) or not low <= value <= high:
-                problems[name] = f"Give a whole number of {unit} from {low} to {high}."
+                problems[name] = errors.NUMBER_OUT_OF_RANGE
+                params[name] = {"low": low, "high": high, "unit": unit}
     if "slot_step_minutes" in changes and changes["slot_step_minutes"] not in SLOT_STEPS:
-        problems["slot_step_minutes"] = "Choose one of " + ", ".join(map(str, SLOT_STEPS)) + " minutes."
+        problems["slot_step_minutes"] = errors.SLOT_STEP_INVALID
+        params["slot_step_minutes"] = {"choices": ", ".join(map(str, SLOT_STEPS))}
     if "late_cancellation_policy" in changes and changes["late_cancellation_policy"] not in LATE_CANCELLATION_POLICIES:
-        problems["late_cancellation_policy"] = "Choose 'block' or 'record'."
+        problems["late_cancellation_policy"] = errors.LATE_POLICY_INVALID
     if "follow_up_prompt" in changes and not isinstance(changes["follow_up_prompt"], bool):
-        problems["follow_up_prompt"] = "Say yes or no."
+        problems["follow_up_prompt"] = errors.YES_NO_INVALID
     for name in ("quiet_hours_start", "quiet_hours_end"):
         if name in changes and not isinstance(changes[name], time):
-            problems[name] = "Give a time as HH:MM."
+            problems[name] = errors.TIME_INVALID
     if not {"quiet_hours_start", "quiet_hours_end"} & problems.keys():
         start = changes.get("quiet_hours_start", clinic.quiet_hours_start)
         end = changes.get("quiet_hours_end", clinic.quiet_hours_end)
         if start >= end:
-            problems["quiet_hours_end"] = "Messages must stop sending after they start (for example 08:00 to 20:00)."
+            problems["quiet_hours_end"] = errors.QUIET_HOURS_ORDER
     if "reminder_rules" in changes:
         try:
             parse_rules(changes["reminder_rules"])
         except RuleError as exc:
-            problems["reminder_rules"] = f"A reminder rule is not right: {exc}."
+            problems["reminder_rules"] = exc.code
+            params["reminder_rules"] = {"value": exc.value}
     if "brand_color" in changes:
         colour = changes["brand_color"]
         if not isinstance(colour, str) or not _HEX_COLOUR.match(colour):
-            problems["brand_color"] = "Give a colour as #rrggbb, for example #0f6e6e."
+            problems["brand_color"] = errors.COLOUR_INVALID
         elif (ratio := contrast_with_white(colour)) < MIN_CONTRAST:
-            problems["brand_color"] = (
-                f"White button text on {colour} has a contrast of {ratio:.1f}:1; it needs at least "
-                f"{MIN_CONTRAST}:1 to be readable. Choose a darker colour."
-            )
-    return problems
+            problems["brand_color"] = errors.COLOUR_CONTRAST_LOW
+            params["brand_color"] = {"colour": colour, "ratio": round(ratio, 1), "minimum": MIN_CONTRAST}
+    return problems, params
 
 
 def update_policy(session: Session, **fields: object) -> ClinicSettings:
@@ -395,9 +368,9 @@ def update_policy(session: Session, **fields: object) -> ClinicSettings:
     if unknown:
         raise TypeError(f"not policy fields: {', '.join(sorted(unknown))}")
     clinic = get_clinic(session)
-    problems = _policy_problems(clinic, fields)
+    problems, params = _policy_problems(clinic, fields)
     if problems:
-        raise ValidationFailed("Some settings need fixing: see the marked fields.", fields=problems)
+        raise ValidationFailed(errors.POLICY_INVALID, fields=problems, field_params=params)
     for name, value in fields.items():
         if name == "brand_color":
             value = str(value).lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.errors import NotFound, ValidationFailed
 
@@ -13,7 +14,7 @@ def get_clinic(session: Session) -> ClinicSettings:
     """The clinic's settings row. Raises NotFound when the clinic has not been set up yet."""
     clinic = session.get(ClinicSettings, 1)
     if clinic is None:
-        raise NotFound("The clinic is not set up yet: run `flask --app booking_service seed-demo`.")
+        raise NotFound(errors.CLINIC_NOT_SET_UP)
     return clinic
 
 
@@ -55,18 +56,15 @@ def bookable(
     """
     service = session.get(Service, service_id)
     if service is None or not service.active or (not staff and not service.online_bookable):
-        raise NotFound("There is no such service.", fields={"service_id": "Choose a service from /api/v1/services."})
+        raise NotFound(errors.SERVICE_NOT_FOUND, fields={"service_id": errors.SERVICE_UNKNOWN})
     location = session.get(Location, location_id)
     if location is None or not location.active:
-        raise NotFound(
-            "There is no such location.", fields={"location_id": "Choose a location from /api/v1/locations."}
-        )
+        raise NotFound(errors.LOCATION_NOT_FOUND, fields={"location_id": errors.LOCATION_UNKNOWN})
     candidates = practitioners_for(session, location_id=location_id, service_id=service_id)
     if practitioner_id is not None:
         candidates = [p for p in candidates if p.id == practitioner_id]
         if not candidates:
             raise ValidationFailed(
-                "That practitioner does not offer this service at this location.",
-                fields={"practitioner_id": "Choose a practitioner from /api/v1/practitioners, or leave it out."},
+                errors.PRACTITIONER_NOT_OFFERING, fields={"practitioner_id": errors.PRACTITIONER_UNKNOWN}
             )
     return service, location, candidates

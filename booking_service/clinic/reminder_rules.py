@@ -24,13 +24,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from booking_service import errors
+
 CHANNELS = ("sms", "email")
 
 _HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
 
 class RuleError(ValueError):
-    """A reminder rule that cannot be understood; the message says what is wrong."""
+    """A reminder rule that cannot be understood. ``code`` is a field code of
+    :mod:`booking_service.errors` (``RULE_*``), ``value`` the part that is wrong (for the words
+    of each surface); the message is English for logs."""
+
+    def __init__(self, code: str, message: str, value: object = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.value = value if value is None or isinstance(value, str | int | float) else repr(value)
 
 
 @dataclass(frozen=True)
@@ -57,27 +66,37 @@ class ReminderRule:
 def parse_rule(raw: object) -> ReminderRule:
     """A :class:`ReminderRule` from one JSON rule. Raises :class:`RuleError` when malformed."""
     if not isinstance(raw, dict):
-        raise RuleError(f"a reminder rule must be an object, not {raw!r}")
+        raise RuleError(errors.RULE_NOT_OBJECT, f"a reminder rule must be an object, not {raw!r}", raw)
     channel = raw.get("channel")
     if channel not in CHANNELS:
-        raise RuleError(f"reminder rule channel must be sms or email, not {channel!r}")
+        raise RuleError(
+            errors.RULE_CHANNEL_INVALID, f"reminder rule channel must be sms or email, not {channel!r}", channel
+        )
     has_hours, has_days = "hours_before" in raw, "days_before" in raw
     if has_hours == has_days:
-        raise RuleError(f"a reminder rule needs exactly one of hours_before or days_before: {raw!r}")
+        raise RuleError(
+            errors.RULE_NEEDS_ONE_OFFSET, f"a reminder rule needs exactly one of hours_before or days_before: {raw!r}"
+        )
     if has_hours:
         hours = raw["hours_before"]
         if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 24 * 31:
-            raise RuleError(f"hours_before must be a number of hours between 0 and 744, not {hours!r}")
+            raise RuleError(
+                errors.RULE_HOURS_INVALID,
+                f"hours_before must be a number of hours between 0 and 744, not {hours!r}",
+                hours,
+            )
         if "at" in raw:
-            raise RuleError(f"'at' only goes with days_before: {raw!r}")
+            raise RuleError(errors.RULE_AT_WITH_HOURS, f"'at' only goes with days_before: {raw!r}")
         return ReminderRule(channel=channel, hours_before=hours)
     days = raw["days_before"]
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 31:
-        raise RuleError(f"days_before must be a whole number of days between 0 and 31, not {days!r}")
+        raise RuleError(
+            errors.RULE_DAYS_INVALID, f"days_before must be a whole number of days between 0 and 31, not {days!r}", days
+        )
     at_raw = raw.get("at")
     match = _HHMM.match(at_raw) if isinstance(at_raw, str) else None
     if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        raise RuleError(f"'at' must be a local time HH:MM, not {at_raw!r}")
+        raise RuleError(errors.RULE_AT_INVALID, f"'at' must be a local time HH:MM, not {at_raw!r}", at_raw)
     return ReminderRule(channel=channel, days_before=days, at=time(int(match[1]), int(match[2])))
 
 
@@ -86,7 +105,7 @@ def parse_rules(raw: object) -> list[ReminderRule]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise RuleError(f"reminder_rules must be a list, not {raw!r}")
+        raise RuleError(errors.RULES_NOT_LIST, f"reminder_rules must be a list, not {raw!r}", raw)
     return [parse_rule(item) for item in raw]
 
 

@@ -36,6 +36,7 @@ from booking_service.console.common import (
     fmt_when,
     local_iso,
     slot_value,
+    staff_message,
     zone_label,
 )
 from booking_service.context import db_session
@@ -181,7 +182,7 @@ def _csrf_failed(_error):
 
 @bp.errorhandler(DomainError)
 def _domain_error(error: DomainError):
-    return _error_page(error.status, "That did not work", error.message)
+    return _error_page(error.status, "That did not work", staff_message(error))
 
 
 @bp.errorhandler(429)

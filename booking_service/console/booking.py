@@ -89,7 +89,7 @@ def _free_times(choice: dict) -> tuple[list, str | None]:
             now=utcnow(),
         )
     except DomainError as exc:
-        return [], exc.message
+        return [], staff_message(exc)
     return slots_by_day(found, choice["location"].timezone), None
 
 

@@ -138,9 +138,51 @@ def slots_by_day(slots: Iterable[Slot], tz_name: str) -> list[tuple[date, list[S
 # --- running one operation -------------------------------------------------------------------------
 
 # The console's words for the domain's codes: staff act on the patient's behalf, so the words
-# speak of "the patient". Codes without words here show the domain's English message.
-_STAFF_WORDING = {"patient_overlap": "The patient already has another appointment at that time."}
-_STAFF_FIELD_WORDING = {
+# speak of "the patient"; ``%(name)s`` is a value the error carries. The CLI uses them too.
+STAFF_MESSAGES = {
+    errors.NOT_FOUND: "That could not be found: it may have been removed. Reload the page.",
+    errors.INVALID: "Some answers need fixing: see the marked fields.",
+    errors.CONFLICT: "That conflicts with a change made meanwhile. Reload the page and try again.",
+    errors.SLOT_TAKEN: "That time was just taken. Choose another time.",
+    errors.SLOT_UNAVAILABLE: "That time is not available for booking. Choose one of the free times.",
+    errors.PATIENT_OVERLAP: "The patient already has another appointment at that time.",
+    errors.INVALID_TRANSITION: "This appointment can no longer be changed.",
+    errors.LATE_CANCELLATION: "Inside the %(hours)s-hour window the clinic's policy asks patients to phone.",
+    errors.CLINIC_NOT_SET_UP: "The clinic is not set up yet: run `flask --app booking_service seed-demo`.",
+    errors.SERVICE_NOT_FOUND: "That service is not offered any more. Choose another.",
+    errors.LOCATION_NOT_FOUND: "That location is not open any more. Choose another.",
+    errors.PRACTITIONER_NOT_FOUND: "That practitioner could not be found. Choose another.",
+    errors.PRACTITIONER_NOT_OFFERING: "That practitioner does not offer this service at this location.",
+    errors.APPOINTMENT_NOT_FOUND: "There is no such appointment.",
+    errors.PATIENT_NOT_FOUND: "There is no such patient.",
+    errors.MESSAGE_NOT_FOUND: "There is no such message.",
+    errors.LINK_INVALID: "That manage link is not valid any more.",
+    errors.START_NEEDS_OFFSET: "The start time needs its time zone.",
+    errors.RED_FLAG_UNKNOWN: "One of the red-flag answers is not a known question.",
+    errors.STATUS_UNKNOWN: "That is not a status an appointment can be given.",
+    errors.LATE_CHANGE: "Inside the %(hours)s-hour window the clinic's policy asks patients to phone.",
+    errors.APPOINTMENT_CLOSED: "This appointment is %(status)s and can no longer be changed.",
+    errors.APPOINTMENT_STARTED: "This appointment has already started and can no longer be moved or cancelled.",
+    errors.STATUS_CHANGE_NOT_ALLOWED: "An appointment that is %(old)s cannot become %(new)s.",
+    errors.CHECK_IN_TOO_EARLY: "Check-in opens %(hours)s hours before the appointment.",
+    errors.NOT_STARTED_YET: "An appointment can be marked %(status)s once it has started.",
+    errors.HOURS_INVALID: "Some hours need fixing: see the marked rows.",
+    errors.TIME_OFF_INVALID: "The time off needs fixing.",
+    errors.TIME_OFF_GONE: "That time off was already removed.",
+    errors.CLOSURE_INVALID: "The closure needs fixing.",
+    errors.CLOSURE_GONE: "That closure was already removed.",
+    errors.POLICY_INVALID: "Some settings need fixing: see the marked fields.",
+    errors.WAITLIST_DATES_INVALID: "Some dates need fixing.",
+    errors.WAITLIST_ENTRY_NOT_FOUND: "There is no such waitlist entry.",
+    errors.WAITLIST_ENTRY_CLOSED: "This waitlist entry is %(status)s, not waiting.",
+    errors.ROLE_UNKNOWN: "Unknown role %(role)s.",
+    errors.PRACTITIONER_LINK_NEEDS_ROLE: "Only a practitioner login is linked to a practitioner.",
+    errors.PASSWORD_TOO_SHORT: "Password too short.",
+    errors.USER_EXISTS: "A user with email %(email)s already exists.",
+    errors.USER_NOT_FOUND: "There is no staff user with email %(email)s.",
+    errors.USER_DEACTIVATED: "The staff user %(email)s is deactivated.",
+}
+STAFF_FIELD_MESSAGES = {
     errors.FIRST_NAME_MISSING: "Enter the patient's first name.",
     errors.LAST_NAME_MISSING: "Enter the patient's last name.",
     errors.NAME_TOO_LONG: f"Use at most {MAX_NAME_LENGTH} characters.",
@@ -149,6 +191,55 @@ _STAFF_FIELD_WORDING = {
     errors.PHONE_INVALID: "This is not a valid phone number: check the digits (416 555 0123 or +1 416 555 0123).",
     errors.CONTACT_MISSING: "Enter the patient's email or mobile number, so they get a confirmation and reminders.",
     errors.LANGUAGE_INVALID: "Choose English or French.",
+    errors.SERVICE_UNKNOWN: "Choose a service.",
+    errors.LOCATION_UNKNOWN: "Choose a location.",
+    errors.PRACTITIONER_UNKNOWN: "Choose a practitioner who offers this service here, or anyone.",
+    errors.TIME_NEEDS_ZONE: "Give a time with its time zone.",
+    errors.START_NOT_A_SLOT: "Choose one of the free times.",
+    errors.END_NOT_AFTER_START: "The end must be after the start.",
+    errors.DAY_INVALID: "Give the day as a date (YYYY-MM-DD).",
+    errors.RED_FLAG_KEYS_UNKNOWN: "Unknown questions: %(keys)s.",
+    errors.STATUS_INVALID: "Choose one of %(choices)s.",
+    errors.WEEKDAY_INVALID: "Choose a day of the week.",
+    errors.BREAK_INCOMPLETE: "Give both ends of the break, or neither.",
+    errors.BREAK_END_NOT_AFTER_START: "The break must end after it starts.",
+    errors.BREAK_OUTSIDE_HOURS: "The break must be inside the working hours.",
+    errors.UNTIL_BEFORE_FROM: "'Until' must be on or after 'from'.",
+    errors.HOURS_OVERLAP: "Overlaps the hours %(start)s-%(end)s of the same day.",
+    errors.HOURS_OVERLAP_ELSEWHERE: (
+        "Overlaps their hours at %(location)s (%(start)s-%(end)s): a person can be in one place at a time."
+    ),
+    errors.REASON_TOO_LONG: "Keep the reason under %(limit)s characters.",
+    errors.CLOSURE_NAME_MISSING: "Say why it is closed (for example: Boxing Day).",
+    errors.CLOSURE_NAME_TOO_LONG: "Keep the name under %(limit)s characters.",
+    errors.DAY_ALREADY_CLOSED: "That day is already closed there.",
+    errors.NUMBER_OUT_OF_RANGE: "Give a whole number of %(unit)s from %(low)s to %(high)s.",
+    errors.SLOT_STEP_INVALID: "Choose one of %(choices)s minutes.",
+    errors.LATE_POLICY_INVALID: "Choose 'block' or 'record'.",
+    errors.YES_NO_INVALID: "Say yes or no.",
+    errors.TIME_INVALID: "Give a time as HH:MM.",
+    errors.QUIET_HOURS_ORDER: "Messages must stop sending after they start (for example 08:00 to 20:00).",
+    errors.COLOUR_INVALID: "Give a colour as #rrggbb, for example #0f6e6e.",
+    errors.COLOUR_CONTRAST_LOW: (
+        "White button text on %(colour)s has a contrast of %(ratio)s:1; it needs at least %(minimum)s:1 "
+        "to be readable. Choose a darker colour."
+    ),
+    errors.RULES_NOT_LIST: "A reminder rule is not right: give a list of rules.",
+    errors.RULE_NOT_OBJECT: "A reminder rule is not right: each rule needs a channel and a time.",
+    errors.RULE_CHANNEL_INVALID: "A reminder rule is not right: send it by text or email, not %(value)s.",
+    errors.RULE_NEEDS_ONE_OFFSET: "A reminder rule is not right: give hours before, or days before at a time.",
+    errors.RULE_HOURS_INVALID: (
+        "A reminder rule is not right: hours_before must be a number of hours between 0 and 744, not %(value)s."
+    ),
+    errors.RULE_AT_WITH_HOURS: "A reminder rule is not right: a time of day goes only with days before.",
+    errors.RULE_DAYS_INVALID: "A reminder rule is not right: give 0 to 31 days before, not %(value)s.",
+    errors.RULE_AT_INVALID: "A reminder rule is not right: the time of day must be a local time HH:MM, not %(value)s.",
+    errors.EARLIEST_DATE_PAST: "Choose today or a later date.",
+    errors.LATEST_BEFORE_EARLIEST: "Choose a date on or after the first date.",
+    errors.LATEST_BEYOND_HORIZON: "Choose a date up to %(last_day)s: bookings open %(horizon_days)s days ahead.",
+    errors.ROLE_INVALID: "Use one of %(roles)s.",
+    errors.PRACTITIONER_LINK_INVALID: "Only a practitioner login can be linked to a practitioner.",
+    errors.PASSWORD_LENGTH: "Use at least %(minimum)s characters.",
     errors.EXERCISES_MISSING: "Choose at least one exercise.",
     errors.EXERCISES_TOO_MANY: "Choose at most 20 exercises.",
     errors.EXERCISE_UNKNOWN: "This exercise is not in the library (or no longer offered).",
@@ -158,11 +249,9 @@ _STAFF_FIELD_WORDING = {
     errors.HOLD_INVALID: "Hold: 1 to 600 seconds, or empty for none.",
     errors.TIMES_PER_DAY_INVALID: "Times a day: 1 to 10.",
     errors.DAYS_MISSING: "Tick at least one day of the week.",
-    errors.DAY_INVALID: "Tick days of the week from the list.",
     errors.TIME_MISSING: "Enter the time of day for the reminder, such as 18:30.",
     errors.START_MISSING: "Enter the first day of the program.",
     errors.END_BEFORE_START: "The end date is before the start: change it, or leave it empty (until discharge).",
-    errors.PRACTITIONER_UNKNOWN: "Choose a practitioner from the list.",
     errors.PRACTITIONER_NOT_YOURS: "You can assign programs only as yourself.",
     errors.EXERCISE_KEY_INVALID: "Key: 2 to 64 lower-case letters, digits or underscores (e.g. side_plank).",
     errors.EXERCISE_KEY_TAKEN: "Another exercise already has this key.",
@@ -173,25 +262,41 @@ _STAFF_FIELD_WORDING = {
 }
 
 
+def _staff_render(value: object) -> str:
+    """Statuses read as words (``no_show`` -> ``no show``), dates in full."""
+    if isinstance(value, str) and value in STATUS_LABELS:
+        return value.replace("_", " ")
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return fmt_day(value)
+    return errors.default_render(value)
+
+
 def staff_message(exc: DomainError) -> str:
-    return _STAFF_WORDING.get(exc.code, exc.message)
+    """The console's words for a domain error (text that is not a code as it is)."""
+    words = STAFF_MESSAGES.get(exc.reason)
+    return exc.reason if words is None else errors.fill(words, exc.values(), _staff_render)
 
 
 def staff_field_errors(exc: DomainError) -> dict[str, str]:
     """Field name -> the console's words for the field's code (text that is not a code as it is)."""
-    return {field: _STAFF_FIELD_WORDING.get(code, code) for field, code in exc.fields.items()}
+    worded = {}
+    for field, code in exc.fields.items():
+        words = STAFF_FIELD_MESSAGES.get(code)
+        worded[field] = code if words is None else errors.fill(words, exc.field_params.get(field, {}), _staff_render)
+    return worded
 
 
 def run(operation: Callable[[], str], *, then: str, on_error: str | None = None) -> Response:
     """Run ``operation`` (which returns the success message), flash the message, then redirect
     to ``then`` (post/redirect/get: reloading never repeats the action); the request's edge
-    commits. A DomainError's message is flashed as an error, the request's work is discarded,
+    commits. A DomainError is flashed as an error in the console's words (its message, then each
+    field's), the request's work is discarded,
     then redirect to ``on_error`` (default ``then``)."""
     try:
         message = operation()
     except DomainError as exc:
         discard_changes()
-        flash(staff_message(exc), "error")
+        flash(" ".join([staff_message(exc), *staff_field_errors(exc).values()]), "error")
         return redirect(on_error or then)
     flash(message, "success")
     return redirect(then)

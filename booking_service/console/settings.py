@@ -29,11 +29,14 @@ from booking_service.console.common import (
     parse_date,
     parse_int,
     run,
+    staff_field_errors,
     staff_message,
 )
 from booking_service.context import db_session, utcnow
 from booking_service.errors import DomainError
 from booking_service.messaging.rules import local_instant
+from booking_service.scheduling.queries import closure_conflicts, time_off_conflicts
+from booking_service.usecases import schedule
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 HOURS_FIELDS = ("start", "end", "break_start", "break_end", "valid_from", "valid_until")
@@ -207,7 +210,7 @@ def hours_save():
         try:
             operations.set_weekly_hours(session, practitioner.id, location_id, rows)
         except DomainError as exc:
-            errors, message = _form_fields(exc.fields, indexes), staff_message(exc)
+            errors, message = _form_fields(staff_field_errors(exc), indexes), staff_message(exc)
         else:
             flash(f"Saved the weekly hours of {practitioner.display_name}.", "success")
             return redirect(url_for("console.hours", practitioner=practitioner.id))
@@ -226,11 +229,9 @@ def time_off():
     location, locations = choose_location()
     now = utcnow()
     tz = location.timezone if location else (clinic_or_none().timezone if clinic_or_none() else "UTC")
-    absences = [
-        (item, operations.time_off_conflicts(session, item)) for item in operations.upcoming_time_off(session, now)
-    ]
+    absences = [(item, time_off_conflicts(session, item)) for item in operations.upcoming_time_off(session, now)]
     closures = [
-        (item, operations.closure_conflicts(session, item))
+        (item, closure_conflicts(session, item))
         for item in operations.upcoming_closures(session, local_today(location))
     ]
     return render_template(
@@ -278,7 +279,7 @@ def time_off_add():
         start_at, end_at = local_instant(first, start_time, tz), local_instant(last, end_time, tz)
 
     def operation() -> str:
-        added, conflicts = operations.add_time_off(
+        added, conflicts = schedule.add_time_off(
             db_session(), practitioner_id, start_at, end_at, form.get("reason", "")[: operations.MAX_REASON + 1]
         )
         who = db_session().get(Practitioner, added.practitioner_id).display_name
@@ -301,17 +302,14 @@ def closure_add():
     """POST: close one location, or every location, for a day."""
     form = request.form
     back = url_for("console.time_off")
-    day = parse_date(form.get("day"))
-    if day is None:
-        flash("Give the day of the closure.", "error")
-        return redirect(back)
+    day = parse_date(form.get("day"))  # None: the operation refuses it (DAY_INVALID)
     location_id = parse_int(form.get("location"))  # blank: the whole clinic
 
     def operation() -> str:
-        _closure, conflicts = operations.add_closure(
+        closure, conflicts = schedule.add_closure(
             db_session(), day, form.get("name", "")[: operations.MAX_CLOSURE_NAME + 1], location_id
         )
-        return f"Closed on {fmt_day(day)}. {_conflict_note(len(conflicts))}"
+        return f"Closed on {fmt_day(closure.day)}. {_conflict_note(len(conflicts))}"
 
     return run(operation, then=back)
 
@@ -428,6 +426,6 @@ def policy():
         operations.update_policy(session, **changes)
     except DomainError as exc:
         values["rules"] = [row for row in values["rules"] if row["amount"]]
-        return _render_policy(values, dict(exc.fields), staff_message(exc), status=exc.status)
+        return _render_policy(values, staff_field_errors(exc), staff_message(exc), status=exc.status)
     flash("Saved the clinic's settings. New bookings and reminders follow them from now on.", "success")
     return redirect(url_for("console.settings"))

@@ -92,7 +92,7 @@ def check_program(
     if not days:
         problems["days"] = errors.DAYS_MISSING
     elif any(not isinstance(d, int) or not 0 <= d < len(WEEKDAYS) for d in days):
-        problems["days"] = errors.DAY_INVALID
+        problems["days"] = errors.WEEKDAY_INVALID
     if time_of_day is None:
         problems["time"] = errors.TIME_MISSING
     if start is None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.db import write_transaction
 from booking_service.errors import NotFound
 from booking_service.messaging.models import InboundMessage
@@ -18,7 +19,7 @@ def _get(session: Session, inbound_id: int) -> InboundMessage:
     write_transaction(session)
     message = session.scalars(select(InboundMessage).where(InboundMessage.id == inbound_id)).first()
     if message is None:
-        raise NotFound("There is no such message.")
+        raise NotFound(errors.MESSAGE_NOT_FOUND)
     return message
 
 

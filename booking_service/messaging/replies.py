@@ -1,9 +1,10 @@
-"""Patients' texts: reading them and acting on them (the opt-out itself is kept by
-:mod:`booking_service.patients.consent`).
+"""Patients' texts: how one reads (:func:`read`, pure). Acting on a text is a use case
+(:func:`booking_service.usecases.replies.handle_inbound`: it may confirm an appointment); the
+opt-out itself is kept by :mod:`booking_service.patients.consent`.
 
-:func:`handle_inbound` is the whole of the inbound webhook's work. Keywords are matched on the
-whole message, ignoring case, accents, spaces and punctuation (``" Yes! "`` is YES, ``Arrêt``
-is ARRET); anything else goes to the staff inbox.
+Keywords are matched on the whole message, ignoring case, accents, spaces and punctuation
+(``" Yes! "`` is YES, ``Arrêt`` is ARRET); anything else goes to the staff inbox. What the
+inbound webhook then does with each:
 
 =====================  =========================================================================
 keyword                 action
@@ -27,19 +28,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from booking_service.db import write_transaction
-from booking_service.exercises import replies as exercise_replies
-from booking_service.messaging import planning
-from booking_service.messaging.models import InboundMessage
-from booking_service.patients.consent import opt_in_phone, opt_out_phone
-from booking_service.patients.models import Patient
-from booking_service.scheduling.models import Appointment
-from booking_service.usecases.booking import next_appointment_for_phone, set_status
 
 # Twilio's default opt-out words (Advanced Opt-Out adds OPTOUT and REVOKE; ARRET is its French one).
 OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke", "arret"})
@@ -98,91 +86,3 @@ def read(body: str) -> Reading:
     if pain:
         return Reading("pain", "", pain.group("word") == "douleur", pain=int(pain.group("score")))
     return Reading("other", "", likely_opt_out=bool(_LIKELY_OPT_OUT.search(folded)))
-
-
-# --------------------------------------------------------------------------- inbound
-
-
-def handle_inbound(
-    session: Session, *, from_phone: str, body: str, provider_id: str | None, now: datetime
-) -> InboundMessage:
-    """Record a text from ``from_phone`` and act on it (see the module docstring); no commit.
-
-    Idempotent on ``provider_id`` (Twilio's MessageSid): a retried webhook returns the message
-    recorded the first time and does nothing else.
-    """
-    write_transaction(session)
-    if provider_id:
-        seen = session.scalars(select(InboundMessage).where(InboundMessage.provider_id == provider_id)).first()
-        if seen is not None:
-            return seen
-    reading = read(body)
-    appointment = next_appointment_for_phone(session, from_phone, now=now)
-    patient = appointment.patient if appointment is not None else _latest_patient(session, from_phone)
-    inbound = InboundMessage(
-        provider_id=provider_id,
-        from_phone=from_phone,
-        body=body,
-        patient_id=patient.id if patient is not None else None,
-        appointment_id=appointment.id if appointment is not None else None,
-        intent=reading.intent,
-        likely_opt_out=reading.likely_opt_out,
-        needs_staff=reading.intent in ("other", "pain", "done"),
-        received_at=now,
-    )
-    session.add(inbound)
-    session.flush()
-    if reading.intent in ("other", "pain", "done"):  # home exercises: logs, pain, red flags
-        handled = exercise_replies.act_on_text(
-            session, inbound_id=inbound.id, phone=from_phone, body=body, intent=reading.intent,
-            pain=reading.pain, french=reading.french, patient=patient, now=now,
-        )  # fmt: skip
-        inbound.needs_staff = not handled
-
-    language = "fr" if reading.french else None
-
-    def answer(template: str, about: Appointment | None = None) -> None:
-        planning.reply(
-            session,
-            phone=from_phone,
-            template=template,
-            key=f"inbound:{inbound.id}:{template}",
-            now=now,
-            patient=patient,
-            appointment=about,
-            language=language,
-        )
-
-    detail = f"replied {reading.keyword.upper()}"
-    if reading.intent == "stop":
-        opt_out_phone(session, from_phone, source="sms_reply", now=now, detail=detail)
-        # Someone texting CANCEL may have meant the appointment, not the texts: staff call back.
-        inbound.needs_staff = reading.keyword == "cancel" and appointment is not None
-    elif reading.intent == "start":
-        opt_in_phone(session, from_phone, source="sms_reply", now=now, detail=detail)
-    elif reading.intent == "confirm":
-        if reading.keyword == "yes":
-            opt_in_phone(session, from_phone, source="sms_reply", now=now, detail=detail)
-        if appointment is None:
-            inbound.needs_staff = True
-            answer("reply_no_appointment")
-        else:
-            if appointment.status == "booked":
-                appointment = set_status(session, appointment.id, "confirmed", now=now)
-            answer("reply_confirmed", appointment)
-    elif reading.intent == "help":
-        answer("reply_help", appointment)
-    elif reading.intent == "reschedule":
-        if appointment is None:
-            inbound.needs_staff = True
-            answer("reply_no_appointment")
-        else:
-            answer("reply_reschedule", appointment)
-    if not inbound.needs_staff:
-        inbound.handled_at = now
-    session.flush()
-    return inbound
-
-
-def _latest_patient(session: Session, phone: str) -> Patient | None:
-    return session.scalars(select(Patient).where(Patient.phone == phone).order_by(Patient.id.desc()).limit(1)).first()

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.clinic.queries import bookable, get_clinic
 from booking_service.db import is_sqlite, write_transaction
@@ -48,12 +49,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "completed": frozenset(),
     "cancelled": frozenset(),
 }
+# What staff may ask for (the API's status change).
+SETTABLE_STATUSES = ("confirmed", "checked_in", "completed", "no_show", "cancelled")
 # Check-in opens this long before the start; no-show and completed only once it has started.
 CHECK_IN_OPENS = timedelta(hours=2)
 # A manage link keeps showing the booking for this long after the visit (then: unknown link).
 TOKEN_LIFETIME_AFTER_END = timedelta(days=30)
 ALTERNATIVES = 5
-TAKEN_MESSAGE = "That time was just taken. Please choose another time."
 # PostgreSQL: deadlock detected, serialization failure.
 DEADLOCK_STATES = frozenset({"40P01", "40001"})
 
@@ -133,14 +135,10 @@ def _check_start(
     SlotUnavailable when it is not a slot at all. Both carry nearby alternatives.
     """
     if start.tzinfo is None:
-        raise ValidationFailed("The start time needs a UTC offset.", fields={"start": "Use ISO 8601 with an offset."})
+        raise ValidationFailed(errors.START_NEEDS_OFFSET, fields={"start": errors.TIME_NEEDS_ZONE})
     if not now - timedelta(days=366) < start < now + timedelta(days=3660):
         # Far outside any horizon: refuse before date arithmetic could overflow.
-        raise SlotUnavailable(
-            "That time is not available for booking. Please choose one of the free times.",
-            fields={"start": "Choose a start time from /api/v1/availability."},
-            alternatives=[],
-        )
+        raise SlotUnavailable(fields={"start": errors.START_NOT_A_SLOT}, alternatives=[])
     day = slots.local_date(start, location)
     calendars = slots.load_calendars(
         session,
@@ -176,12 +174,8 @@ def _check_start(
         ignore_appointment_id=ignore_appointment_id,
     )
     if on_grid:
-        raise SlotTaken(TAKEN_MESSAGE, alternatives=alternatives)
-    raise SlotUnavailable(
-        "That time is not available for booking. Please choose one of the free times.",
-        fields={"start": "Choose a start time from /api/v1/availability."},
-        alternatives=alternatives,
-    )
+        raise SlotTaken(alternatives=alternatives)
+    raise SlotUnavailable(fields={"start": errors.START_NOT_A_SLOT}, alternatives=alternatives)
 
 
 def _is_overlap_error(exc: IntegrityError | OperationalError) -> str | None:
@@ -227,7 +221,9 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
     unknown = set(request.red_flags) - set(RED_FLAGS)
     if unknown:
         raise ValidationFailed(
-            "Unknown red-flag question.", fields={"intake.red_flags": f"Unknown keys: {', '.join(sorted(unknown))}"}
+            errors.RED_FLAG_UNKNOWN,
+            fields={"intake.red_flags": errors.RED_FLAG_KEYS_UNKNOWN},
+            field_params={"intake.red_flags": {"keys": ", ".join(sorted(unknown))}},
         )
     service, location, candidates = bookable(
         session,
@@ -250,7 +246,7 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
     with taken_if_refused:
         patient = find_or_create_patient(session, details, source=request.consent_source or request.source, now=now)
         if _patient_busy(session, patient.id, start, end, None):
-            raise PatientBusy("You already have an appointment at that time.")
+            raise PatientBusy()
         appointment = Appointment(
             patient=patient,
             practitioner=practitioner,
@@ -290,7 +286,7 @@ def _taken_if_refused(
     except (IntegrityError, OperationalError) as exc:
         who = _is_overlap_error(exc)
         if who == "patient":
-            raise PatientBusy("You already have an appointment at that time.") from None
+            raise PatientBusy() from None
         if who is None:
             raise
         alternatives = _alternatives(
@@ -303,7 +299,7 @@ def _taken_if_refused(
             now=now,
             ignore_appointment_id=ignore,
         )
-        raise SlotTaken(TAKEN_MESSAGE, alternatives=alternatives) from None
+        raise SlotTaken(alternatives=alternatives) from None
 
 
 def find_by_token(session: Session, token: str, *, now: datetime) -> Appointment:
@@ -313,15 +309,15 @@ def find_by_token(session: Session, token: str, *, now: datetime) -> Appointment
     two cases are not told apart.
     """
     if not token or len(token) > 64:
-        raise NotFound("This link is not valid. Please contact the clinic.")
+        raise NotFound(errors.LINK_INVALID)
     appointment = session.scalars(
         select(Appointment).where(Appointment.manage_token_hash == tokens.token_hash(token))
     ).first()
     if appointment is None:
-        raise NotFound("This link is not valid. Please contact the clinic.")
+        raise NotFound(errors.LINK_INVALID)
     ended = appointment.cancelled_at if appointment.status == "cancelled" else appointment.end_at
     if ended is not None and now > ended + TOKEN_LIFETIME_AFTER_END:
-        raise NotFound("This link is not valid. Please contact the clinic.")
+        raise NotFound(errors.LINK_INVALID)
     return appointment
 
 
@@ -337,17 +333,15 @@ def _lock(session: Session, appointment_id: int) -> Appointment:
         query = query.with_for_update(of=Appointment)
     appointment = session.scalars(query.execution_options(populate_existing=True)).first()
     if appointment is None:
-        raise NotFound("There is no such appointment.")
+        raise NotFound(errors.APPOINTMENT_NOT_FOUND)
     return appointment
 
 
 def _require_changeable(appointment: Appointment, now: datetime) -> None:
     if appointment.status not in ("booked", "confirmed"):
-        raise InvalidTransition(
-            f"This appointment is {appointment.status.replace('_', ' ')} and can no longer be changed."
-        )
+        raise InvalidTransition(errors.APPOINTMENT_CLOSED, params={"status": appointment.status})
     if appointment.start_at <= now:
-        raise InvalidTransition("This appointment has already started and can no longer be changed.")
+        raise InvalidTransition(errors.APPOINTMENT_STARTED)
 
 
 def inside_cancellation_window(clinic: ClinicSettings, appointment: Appointment, now: datetime) -> bool:
@@ -372,9 +366,7 @@ def move(session: Session, appointment_id: int, new_start: datetime, *, now: dat
         and inside_cancellation_window(clinic, appointment, now)
     ):
         raise LateCancellationBlocked(
-            f"Changes within {clinic.cancellation_window_hours} hours of the visit are made by phone: "
-            f"please call {clinic.phone}.",
-            phone=clinic.phone,
+            errors.LATE_CHANGE, params={"hours": clinic.cancellation_window_hours}, phone=clinic.phone
         )
     candidates = [appointment.practitioner]
     _check_start(
@@ -389,7 +381,7 @@ def move(session: Session, appointment_id: int, new_start: datetime, *, now: dat
     )
     new_end = new_start + (appointment.end_at - appointment.start_at)
     if _patient_busy(session, appointment.patient_id, new_start, new_end, appointment.id):
-        raise PatientBusy("You already have another appointment at that time.")
+        raise PatientBusy()
     old_start = appointment.start_at
     duration = appointment.end_at - appointment.start_at
     buffer = appointment.busy_until - appointment.end_at
@@ -429,9 +421,7 @@ def cancel_appointment(
     late = inside_cancellation_window(clinic, appointment, now)
     if by_patient and late and clinic.late_cancellation_policy == "block":
         raise LateCancellationBlocked(
-            f"Cancellations within {clinic.cancellation_window_hours} hours of the visit are made by phone: "
-            f"please call {clinic.phone}.",
-            phone=clinic.phone,
+            errors.LATE_CANCELLATION, params={"hours": clinic.cancellation_window_hours}, phone=clinic.phone
         )
     appointment.status = "cancelled"
     appointment.cancelled_at = now
@@ -452,7 +442,9 @@ def change_status(session: Session, appointment_id: int, status: str, *, now: da
     """
     if status not in TRANSITIONS:
         raise ValidationFailed(
-            "Unknown status.", fields={"status": "Use confirmed, checked_in, completed, no_show or cancelled."}
+            errors.STATUS_UNKNOWN,
+            fields={"status": errors.STATUS_INVALID},
+            field_params={"status": {"choices": ", ".join(SETTABLE_STATUSES)}},
         )
     if status == "cancelled":
         raise ValueError("cancel with cancel_appointment()")
@@ -461,11 +453,9 @@ def change_status(session: Session, appointment_id: int, status: str, *, now: da
     if status == old:
         return StatusChanged(appointment=appointment, old_status=old)
     if status not in TRANSITIONS[old]:
-        raise InvalidTransition(
-            f"An appointment that is {old.replace('_', ' ')} cannot become {status.replace('_', ' ')}."
-        )
+        raise InvalidTransition(errors.STATUS_CHANGE_NOT_ALLOWED, params={"old": old, "new": status})
     if (too_early := _too_early(appointment, status, now)) is not None:
-        raise InvalidTransition(too_early)
+        raise InvalidTransition(too_early, params={"status": status, "hours": _hours(CHECK_IN_OPENS)})
     appointment.status = status
     setattr(appointment, f"{status}_at", now)
     appointment.updated_at = now
@@ -473,13 +463,17 @@ def change_status(session: Session, appointment_id: int, status: str, *, now: da
     return StatusChanged(appointment=appointment, old_status=old)
 
 
+def _hours(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 3600)
+
+
 def _too_early(appointment: Appointment, status: str, now: datetime) -> str | None:
-    """Why ``status`` cannot be set yet, or None: check-in opens two hours ahead; completed and
+    """Why ``status`` cannot be set yet (a reason code), or None: check-in opens two hours ahead; completed and
     no-show wait for the start."""
     if status == "checked_in" and now < appointment.start_at - CHECK_IN_OPENS:
-        return "Check-in opens two hours before the appointment."
+        return errors.CHECK_IN_TOO_EARLY
     if status in ("completed", "no_show") and now < appointment.start_at:
-        return f"An appointment can be marked {status.replace('_', ' ')} once it has started."
+        return errors.NOT_STARTED_YET
     return None
 
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from booking_service.clinic.models import Location, Practitioner, WorkingHours
+from booking_service.clinic.models import Closure, Location, Practitioner, TimeOff, WorkingHours
 from booking_service.clinic.queries import bookable, get_clinic
+from booking_service.clinic.reminder_rules import local_instant
 from booking_service.scheduling import availability, slots
 from booking_service.scheduling.availability import Slot
-from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
 from booking_service.scheduling.operations import appointments_on
 
 WEEK_DAYS = 7
@@ -216,3 +217,46 @@ def is_patient_of(session: Session, patient_id: int, practitioner_id: int) -> bo
         Appointment.patient_id == patient_id, Appointment.practitioner_id == practitioner_id
     )
     return session.scalars(query.limit(1)).first() is not None
+
+
+# --- appointments in the way of time off and closures -------------------------------------------
+
+
+def _active_appointments():
+    return select(Appointment).where(Appointment.status.in_(ACTIVE_STATUSES)).order_by(Appointment.start_at)
+
+
+def time_off_conflicts(session: Session, time_off: TimeOff) -> list[Appointment]:
+    """The practitioner's active appointments (any location) whose visit overlaps the time off."""
+    return list(
+        session.scalars(
+            _active_appointments().where(
+                Appointment.practitioner_id == time_off.practitioner_id,
+                Appointment.start_at < time_off.end_at,
+                Appointment.end_at > time_off.start_at,
+            )
+        )
+    )
+
+
+def closure_conflicts(session: Session, closure: Closure) -> list[Appointment]:
+    """Active appointments on the closed local day at the closed location (every location
+    when the closure is clinic-wide), each location's day in its own zone."""
+    locations = (
+        [session.get(Location, closure.location_id)]
+        if closure.location_id is not None
+        else session.scalars(select(Location)).all()
+    )
+    conditions = []
+    for location in locations:
+        tz = ZoneInfo(location.timezone)
+        day_start = local_instant(closure.day, time(0), tz)
+        day_end = local_instant(closure.day + timedelta(days=1), time(0), tz)
+        conditions.append(
+            (Appointment.location_id == location.id)
+            & (Appointment.start_at < day_end)
+            & (Appointment.end_at > day_start)
+        )
+    if not conditions:
+        return []
+    return list(session.scalars(_active_appointments().where(or_(*conditions))))

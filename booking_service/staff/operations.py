@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from booking_service import errors
 from booking_service.clinic.models import Practitioner
 from booking_service.db import utcnow
 from booking_service.errors import Conflict, NotFound, ValidationFailed
@@ -44,28 +45,38 @@ def create_user(
     role, a bad email or a password shorter than 10 characters.
     """
     if role not in ROLES:
-        raise ValidationFailed(f"Unknown role {role!r}.", fields={"role": f"Use one of {', '.join(ROLES)}."})
+        raise ValidationFailed(
+            errors.ROLE_UNKNOWN,
+            fields={"role": errors.ROLE_INVALID},
+            params={"role": role},
+            field_params={"role": {"roles": ", ".join(ROLES)}},
+        )
     practitioner = None
     if practitioner_id is not None:
         if role != "practitioner":
             raise ValidationFailed(
-                "Only a practitioner login is linked to a practitioner.",
-                fields={"practitioner_id": "Use --role practitioner, or leave --practitioner-id out."},
+                errors.PRACTITIONER_LINK_NEEDS_ROLE, fields={"practitioner_id": errors.PRACTITIONER_LINK_INVALID}
             )
         practitioner = session.get(Practitioner, practitioner_id)
         if practitioner is None:
-            raise NotFound(f"There is no practitioner with id {practitioner_id}.")
+            raise NotFound(
+                errors.PRACTITIONER_NOT_FOUND,
+                fields={"practitioner_id": errors.PRACTITIONER_UNKNOWN},
+                params={"id": practitioner_id},
+            )
     email = normalise_email(email)
     generated = None
     if password is None:
         generated = password = secrets.token_urlsafe(12)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
-            "Password too short.", fields={"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."}
+            errors.PASSWORD_TOO_SHORT,
+            fields={"password": errors.PASSWORD_LENGTH},
+            field_params={"password": {"minimum": MIN_PASSWORD_LENGTH}},
         )
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is not None and not update:
-        raise Conflict(f"A user with email {email} already exists (use --update to change it).")
+        raise Conflict(errors.USER_EXISTS, params={"email": email})
     if user is None:
         user = User(email=email)
         session.add(user)
@@ -118,7 +129,7 @@ def revoke_api_tokens(session: Session, email: str, *, now: datetime) -> int:
     """
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
     if user is None:
-        raise NotFound(f"There is no staff user with email {email}.")
+        raise NotFound(errors.USER_NOT_FOUND, params={"email": email})
     return revoke_tokens(session, user.id, now=now)
 
 
@@ -134,9 +145,9 @@ def create_api_token(session: Session, email: str, *, now: datetime, lifetime: t
     """
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
     if user is None:
-        raise NotFound(f"There is no staff user with email {email}.")
+        raise NotFound(errors.USER_NOT_FOUND, params={"email": email})
     if not user.active:
-        raise ValidationFailed(f"The staff user {user.email} is deactivated.")
+        raise ValidationFailed(errors.USER_DEACTIVATED, params={"email": user.email})
     token = "pbs_" + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, token_hash=_hash(token), created_at=now, expires_at=now + lifetime))
     session.flush()

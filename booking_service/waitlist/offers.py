@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Location
 from booking_service.db import write_transaction
 from booking_service.errors import InvalidTransition, NotFound
@@ -27,7 +28,7 @@ def _get(session: Session, entry_id: int) -> WaitlistEntry:
     write_transaction(session)
     entry = session.scalars(select(WaitlistEntry).where(WaitlistEntry.id == entry_id)).first()
     if entry is None:
-        raise NotFound("There is no such waitlist entry.")
+        raise NotFound(errors.WAITLIST_ENTRY_NOT_FOUND)
     return entry
 
 
@@ -67,7 +68,7 @@ def offer(
     """
     entry = _get(session, entry_id)
     if entry.status not in ("waiting", "offered"):
-        raise InvalidTransition(f"This waitlist entry is {entry.status}.")
+        raise InvalidTransition(errors.WAITLIST_ENTRY_CLOSED, params={"status": entry.status})
     return entry, _offer(session, entry, start=start, now=now)
 
 
@@ -108,7 +109,7 @@ def mark_offered(session: Session, entry_id: int, *, now: datetime) -> WaitlistE
     InvalidTransition when the entry is no longer waiting."""
     entry = _get(session, entry_id)
     if entry.status != "waiting":
-        raise InvalidTransition(f"This waitlist entry is {entry.status}, not waiting.")
+        raise InvalidTransition(errors.WAITLIST_ENTRY_CLOSED, params={"status": entry.status})
     entry.status = "offered"
     entry.offered_at = now
     session.flush()
@@ -120,7 +121,7 @@ def remove_entry(session: Session, entry_id: int) -> WaitlistEntry:
     InvalidTransition when it was already booked or removed."""
     entry = _get(session, entry_id)
     if entry.status not in ("waiting", "offered"):
-        raise InvalidTransition(f"This waitlist entry is already {entry.status}.")
+        raise InvalidTransition(errors.WAITLIST_ENTRY_CLOSED, params={"status": entry.status})
     entry.status = "removed"
     session.flush()
     return entry

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booking_service import errors
 from booking_service.clinic.queries import bookable, get_clinic
 from booking_service.errors import ValidationFailed
 from booking_service.patients.operations import PatientDetails, clean_details, find_or_create_patient
@@ -53,15 +54,17 @@ def join_waitlist(session: Session, request: WaitlistRequest, *, now: datetime) 
     last_day = today + timedelta(days=clinic.horizon_days)
     fields: dict[str, str] = {}
     if request.earliest_date < today:
-        fields["earliest_date"] = "Choose today or a later date."
+        fields["earliest_date"] = errors.EARLIEST_DATE_PAST
     if request.latest_date < request.earliest_date:
-        fields["latest_date"] = "Choose a date on or after the first date."
+        fields["latest_date"] = errors.LATEST_BEFORE_EARLIEST
     elif request.latest_date > last_day:
-        fields["latest_date"] = (
-            f"Choose a date before {last_day.isoformat()}: we book up to {clinic.horizon_days} days ahead."
-        )
+        fields["latest_date"] = errors.LATEST_BEYOND_HORIZON
     if fields:
-        raise ValidationFailed("Some dates need fixing.", fields=fields)
+        raise ValidationFailed(
+            errors.WAITLIST_DATES_INVALID,
+            fields=fields,
+            field_params={"latest_date": {"last_day": last_day, "horizon_days": clinic.horizon_days}},
+        )
 
     patient = find_or_create_patient(session, details, source=request.source, now=now)
     entry = session.scalars(

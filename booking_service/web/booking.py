@@ -40,6 +40,7 @@ from booking_service.web.common import (
     is_bot,
     now,
     page,
+    page_message,
     parse_int,
     parse_slot_value,
     private,
@@ -429,7 +430,7 @@ def confirm():
     except ValidationFailed as exc:
         return private(_render_details(selection, values, field_errors(exc), status=exc.status))
     except DomainError as exc:
-        return private(_render_review(selection, draft, status=exc.status, message=domain_message(exc.code)))
+        return private(_render_review(selection, draft, status=exc.status, message=page_message(exc)))
     drafts.clear()
     session[CONFIRMED_KEY] = booked.manage_token
     return redirect(url_for("web.confirmed"))

@@ -25,7 +25,15 @@ from booking_service.scheduling.operations import find_by_token, inside_cancella
 from booking_service.usecases.booking import cancel, reschedule
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
-from booking_service.web.common import current_clinic, domain_message, now, page, parse_slot_value, private, slot_value
+from booking_service.web.common import (
+    current_clinic,
+    now,
+    page,
+    page_message,
+    parse_slot_value,
+    private,
+    slot_value,
+)
 from booking_service.web.picker import week_of_slots
 
 # Why patients cancel, for staff (stored in English) and for the form (translated).
@@ -207,11 +215,11 @@ def _post_reschedule(token: str, appointment: Appointment):
             appointment,
             from_day=start.astimezone(ZoneInfo(appointment.location.timezone)).date(),
             status=exc.status,
-            message=domain_message(exc.code),
+            message=page_message(exc),
             alternatives=exc.extra.get("alternatives", []),
         )
     except DomainError as exc:
-        return _render_reschedule(token, appointment, status=exc.status, message=domain_message(exc.code))
+        return _render_reschedule(token, appointment, status=exc.status, message=page_message(exc))
     flash(
         _(
             "Your appointment has been moved to %(when)s.",
@@ -269,7 +277,7 @@ def _post_cancel(token: str, appointment: Appointment):
     except LateCancellationBlocked as exc:
         return _render_cancel(token, appointment, status=exc.status, values=values)
     except DomainError as exc:
-        return _render_cancel(token, appointment, status=exc.status, message=domain_message(exc.code), values=values)
+        return _render_cancel(token, appointment, status=exc.status, message=page_message(exc), values=values)
     if cancelled.late_cancellation:
         flash(
             _(

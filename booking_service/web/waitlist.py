@@ -17,11 +17,11 @@ from booking_service.web import i18n
 from booking_service.web.booking import Selection
 from booking_service.web.common import (
     current_clinic,
-    domain_message,
     field_errors,
     is_bot,
     now,
     page,
+    page_message,
     private,
 )
 from booking_service.web.forms import check_waitlist, read_waitlist
@@ -81,9 +81,7 @@ def join():
         return private(_render(selection, values, field_errors(exc), today=today, last_day=last_day, status=exc.status))
     except DomainError as exc:
         return private(
-            _render(
-                selection, values, today=today, last_day=last_day, status=exc.status, message=domain_message(exc.code)
-            )
+            _render(selection, values, today=today, last_day=last_day, status=exc.status, message=page_message(exc))
         )
     session[JOINED_KEY] = {
         "service_id": entry.service_id,

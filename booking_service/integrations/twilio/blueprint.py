@@ -13,7 +13,7 @@ from booking_service.context import db_session, utcnow
 from booking_service.extensions import csrf
 from booking_service.integrations.twilio.callbacks import handle_status_callback
 from booking_service.integrations.twilio.signature import require_twilio_signature
-from booking_service.messaging import replies
+from booking_service.usecases import replies
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
