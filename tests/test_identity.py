@@ -10,6 +10,8 @@ Now the attacker's submission becomes a separate patient marked as a possible du
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import time_machine
 from sqlalchemy import select
@@ -26,7 +28,7 @@ from tests.conftest import NOW, SECRET, local
 from tests.test_webhooks import AUTH_TOKEN, make_app, text
 
 VICTIM_EMAIL = "alex.tremblay@example.com"
-VICTIM_PHONE = "+14165550123"
+VICTIM_PHONE = "+14165550188"
 ATTACKER_EMAIL = "mallory@example.net"
 ATTACKER_PHONE = "+14165550999"
 NO_FLAGS = {f"rf_{key}": "no" for key in ("bladder_bowel", "saddle_numbness", "leg_weakness", "systemic")}
@@ -305,3 +307,50 @@ def test_staff_booking_for_a_caller_still_updates_the_contact_details(site, data
         )
     (record,) = patients(database)
     assert (record.id, record.phone) == (victim["patient_id"], "+14165550177")
+
+
+# --- book again from a (possibly forwarded) manage link: masked contacts only ----------------------
+
+
+def book_again_details(site, client, victim, clinic) -> tuple[str, str]:
+    """Follow "book your next visit" from her manage link to the details step: (start, page)."""
+    token = victim["manage_url"].rsplit("/m/", 1)[1]
+    location = client.post(f"/m/{token}/book-again").headers["Location"]
+    times = client.get(location).get_data(as_text=True)
+    start = re.findall(r'name="start" id="[^"]+" value="([^"]+)"', times)[0]
+    html = client.get(
+        f"/book/details?service_id={clinic.initial_id}&location_id={clinic.location_id}"
+        f"&practitioner_id={clinic.practitioner_ids[0]}&start={start}"
+    ).get_data(as_text=True)
+    return start, html
+
+
+def test_book_again_shows_her_contacts_masked_and_books_with_them(site, database, clinic, victim):
+    client = site.test_client()
+    start, html = book_again_details(site, client, victim, clinic)
+    assert "a•••@example.com" in html and "••• 0188" in html
+    assert VICTIM_EMAIL not in html and "555 0188" not in html and "5550188" not in html
+    assert "Tremblay" not in html  # nor her name: the holder of a forwarded link types their own
+
+    response = page_booking(client, clinic, start=start, practitioner_id=str(clinic.practitioner_ids[0]))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    review_and_confirmed = client.get("/book/confirmed").get_data(as_text=True)
+    assert VICTIM_EMAIL not in review_and_confirmed and "555 0188" not in review_and_confirmed
+    (record,) = patients(database)  # her own record, with her own contacts
+    with database.unit_of_work() as s:
+        visits = s.scalars(select(Appointment).where(Appointment.patient_id == record.id)).all()
+        assert len(visits) == 2
+        planned = {m.to for m in s.scalars(select(OutboxMessage).where(OutboxMessage.appointment_id == visits[1].id))}
+    assert planned <= {VICTIM_EMAIL, VICTIM_PHONE}
+
+
+def test_book_again_with_a_new_phone_typed_books_for_that_phone_alone(site, database, clinic, victim):
+    client = site.test_client()
+    start, _html = book_again_details(site, client, victim, clinic)
+    response = page_booking(
+        client, clinic, start=start, practitioner_id=str(clinic.practitioner_ids[0]), phone=ATTACKER_PHONE
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert_victim_untouched(database, victim)
+    (_her, new) = patients(database)
+    assert (new.email, new.phone) == (None, ATTACKER_PHONE)  # typed contacts are used alone
