@@ -61,6 +61,7 @@ bp.add_url_rule("/book", "book_submit", booking.submit, methods=["POST"])
 # --- patients ------------------------------------------------------------------------------------
 bp.add_url_rule("/patients", "patients", patients.search)
 bp.add_url_rule("/patients/<int:patient_id>", "patient", patients.show)
+bp.add_url_rule("/patients/<int:patient_id>/merge", "patient_merge", desk_only(patients.merge), methods=["POST"])
 # --- the desk's inbox and waitlist ---------------------------------------------------------------
 bp.add_url_rule("/inbox", "inbox", desk_only(inbox.index))
 bp.add_url_rule("/inbox/<int:message_id>/handled", "inbox_handled", desk_only(inbox.handled), methods=["POST"])
