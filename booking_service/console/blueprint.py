@@ -74,6 +74,7 @@ bp.add_url_rule("/book", "book_submit", booking.submit, methods=["POST"])
 # --- patients ------------------------------------------------------------------------------------
 bp.add_url_rule("/patients", "patients", patients.search)
 bp.add_url_rule("/patients/<int:patient_id>", "patient", patients.show)
+bp.add_url_rule("/patients/<int:patient_id>/merge", "patient_merge", desk_only(patients.merge), methods=["POST"])
 # --- the exercise library and home exercise programs ---------------------------------------------
 bp.add_url_rule("/exercises", "exercises", programs.exercises)
 bp.add_url_rule("/exercises/new", "exercise_new", programs.exercise_form, methods=["GET", "POST"])

@@ -1,13 +1,18 @@
-"""Finding a patient, and one patient's appointments, consents and text opt-out."""
+"""Finding a patient; one patient's appointments, consents and text opt-out; possible duplicates
+side by side, and merging them (the desk)."""
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import abort, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
 
 from booking_service.console import programs
 from booking_service.console.auth import practitioner_scope
-from booking_service.console.common import clinic_or_none
-from booking_service.context import db_session
+from booking_service.console.common import clinic_or_none, run
+from booking_service.context import db_session, utcnow
+from booking_service.form_values import parse_int
+from booking_service.patients.merge import CHOOSABLE, merge_patients
 from booking_service.patients.models import Patient
 from booking_service.patients.queries import (
     consent_history,
@@ -51,6 +56,7 @@ def show(patient_id: int):
     if patient is None or (scope is not None and not is_patient_of(session, patient.id, scope)):
         abort(404)
     clinic = clinic_or_none()
+    desk = scope is None and getattr(current_user, "is_desk", False)
     return render_template(
         "staff/patient.html",
         nav="patients",
@@ -60,4 +66,33 @@ def show(patient_id: int):
         opt_out=opt_out_of(session, patient.phone),
         clinic_tz=clinic.timezone if clinic else "UTC",
         programs=programs.of_patient(patient.id),
+        # Possible duplicates: the record this one may repeat, and those that may repeat it.
+        duplicate_of=session.get(Patient, patient.possible_duplicate_of_id)
+        if desk and patient.possible_duplicate_of_id
+        else None,
+        duplicates=list(
+            session.scalars(select(Patient).where(Patient.possible_duplicate_of_id == patient.id).order_by(Patient.id))
+        )
+        if desk
+        else [],
+        choosable=CHOOSABLE,
+    )
+
+
+def merge(patient_id: int):
+    """POST (the desk): merge the record ``merge_id`` into ``patient_id``, taking the details
+    ticked in ``take`` from the merged record; back to the kept patient's page."""
+    merge_id = parse_int(request.form.get("merge_id"))
+    if merge_id is None:
+        abort(400)
+    take = frozenset(request.form.getlist("take")) & frozenset(CHOOSABLE)
+
+    def operation() -> str:
+        merged = merge_patients(db_session(), keep_id=patient_id, merge_id=merge_id, take=take, now=utcnow())
+        return f"Merged patient #{merge_id} into {merged.kept.display_name}."
+
+    return run(
+        operation,
+        then=url_for("console.patient", patient_id=patient_id),
+        on_error=url_for("console.patient", patient_id=patient_id),
     )

@@ -1,10 +1,11 @@
-"""Patients, their consents (a ledger) and phone-level SMS opt-outs."""
+"""Patients, their consents (a ledger), phone-level SMS opt-outs, and booking drafts (the
+details a visitor has typed so far, held server side)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import Base, UTCDateTime, utcnow
@@ -26,6 +27,11 @@ class Patient(Base):
     exercise_sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set when a provider says the number cannot receive texts (invalid, landline).
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when an unauthenticated channel (pages, public API, waitlist) gave details that match
+    # this other patient on one contact but conflict on another: staff compare and merge.
+    possible_duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -66,3 +72,21 @@ class SmsOptOut(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     source: Mapped[str] = mapped_column(String(32))
+
+
+class BookingDraft(Base):
+    """A booking in progress on the patient pages: what the visitor typed so far (contact
+    details, reason, red-flag answers), or, once booked, which appointment to confirm.
+
+    The browser's cookie carries only a random 256-bit key; the row keeps the key's SHA-256, so
+    a copy of this table cannot be replayed as a cookie. Rows expire (``expires_at``) and are
+    deleted when the booking is made; expired ones are ignored and swept.
+    """
+
+    __tablename__ = "booking_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

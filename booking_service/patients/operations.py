@@ -109,37 +109,57 @@ def clean_details(details: PatientDetails, *, country: str, default_language: st
     )
 
 
-def find_or_create_patient(session: Session, details: PatientDetails, *, source: str, now: datetime) -> Patient:
+def find_or_create_patient(
+    session: Session, details: PatientDetails, *, source: str, now: datetime, from_staff: bool = False
+) -> Patient:
     """The returning patient with these (clean) details, or a new one.
 
     A patient matches on the same normalised email, or else the same phone, together with the
-    same first name (families often share one phone or one address). Contact details and consents
-    given now update the record; each consent change is written to the consent ledger.
+    same first name (families often share one phone or one address).
+
+    ``from_staff`` (the console booking for a caller, the staff API): the details given update
+    the matched record, as staff speak with the patient.
+
+    Otherwise the details come from an unauthenticated visitor (patient pages, public API,
+    waitlist), who could be anyone who knows a patient's email and first name, so they never
+    change an existing record's name or contacts:
+
+    - a record that every given detail agrees with (:func:`agrees_with`) is reused;
+    - a record matched on one contact but conflicting on another (another phone, another
+      email, a contact the record lacks, another last name) is left untouched, and a new
+      patient with exactly the given details is made, marked ``possible_duplicate_of`` the
+      matched one for staff to compare and merge. Its messages then go only to what the visitor
+      gave.
+
+    Consents given now are only ever granted (never withdrawn here); each change is written to
+    the consent ledger.
     """
     _lock_identity(session, details)
-    patient = None
-    lowered_first = details.first_name.lower()
-    for column, value in ((Patient.email, details.email), (Patient.phone, details.phone)):
-        if value is None:
-            continue
-        patient = session.scalars(
-            select(Patient)
-            .where(column == value, func.lower(Patient.first_name) == lowered_first)
-            .order_by(Patient.id)
-            .limit(1)
-        ).first()
-        if patient is not None:
-            break
+    candidates = _candidates(session, details)
+    patient = next((p for p in candidates if agrees_with(p, details)), None)
+    if patient is None and from_staff and candidates:
+        patient = candidates[0]
     if patient is None:
-        patient = Patient(first_name=details.first_name, last_name=details.last_name, created_at=now)
+        patient = Patient(
+            first_name=details.first_name,
+            last_name=details.last_name,
+            email=details.email,
+            phone=details.phone,
+            language=details.language or "en",
+            created_at=now,
+        )
+        if candidates:
+            original = next((p for p in candidates if p.possible_duplicate_of_id is None), candidates[0])
+            patient.possible_duplicate_of_id = original.id
         session.add(patient)
-    patient.last_name = details.last_name
-    if details.email:
-        patient.email = details.email
-    if details.phone and details.phone != patient.phone:
-        patient.phone = details.phone
-        patient.phone_invalid_at = None
-    patient.language = details.language or patient.language or "en"
+    elif from_staff:
+        patient.last_name = details.last_name
+        if details.email:
+            patient.email = details.email
+        if details.phone and details.phone != patient.phone:
+            patient.phone = details.phone
+            patient.phone_invalid_at = None
+        patient.language = details.language or patient.language or "en"
     session.flush()
     for channel, wanted in (
         ("sms", details.sms_consent),
@@ -148,6 +168,35 @@ def find_or_create_patient(session: Session, details: PatientDetails, *, source:
     ):
         set_consent(session, patient, channel, wanted, source=source, now=now, only_grant=True)
     return patient
+
+
+def agrees_with(patient: Patient, details: PatientDetails) -> bool:
+    """Whether every detail given agrees with the record: the same first and last name (case
+    aside), and each contact given is the record's own. A contact not given says nothing; a
+    contact the record lacks is a disagreement (adding it would change the record)."""
+    if patient.first_name.lower() != details.first_name.lower():
+        return False
+    if patient.last_name.lower() != details.last_name.lower():
+        return False
+    return all(
+        given is None or given == held
+        for given, held in ((details.email, patient.email), (details.phone, patient.phone))
+    )
+
+
+def _candidates(session: Session, details: PatientDetails) -> list[Patient]:
+    """Patients with the same first name and the given email, then those with the given phone,
+    each group oldest first."""
+    found: list[Patient] = []
+    lowered_first = details.first_name.lower()
+    for column, value in ((Patient.email, details.email), (Patient.phone, details.phone)):
+        if value is None:
+            continue
+        rows = session.scalars(
+            select(Patient).where(column == value, func.lower(Patient.first_name) == lowered_first).order_by(Patient.id)
+        )
+        found.extend(p for p in rows if p not in found)
+    return found
 
 
 def _lock_identity(session: Session, details: PatientDetails) -> None:

@@ -244,7 +244,13 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
         session, clinic=clinic, service=service, location=location, candidates=candidates, start=start, now=now
     )
     with taken_if_refused:
-        patient = find_or_create_patient(session, details, source=request.consent_source or request.source, now=now)
+        patient = find_or_create_patient(
+            session,
+            details,
+            source=request.consent_source or request.source,
+            now=now,
+            from_staff=request.source == "staff",
+        )
         if _patient_busy(session, patient.id, start, end, None):
             raise PatientBusy()
         appointment = Appointment(

@@ -2,7 +2,8 @@
 urgent-care guidance when a red flag is answered yes, review, confirmation.
 
 Steps 1-2 are GET forms (nothing personal in them). From step 3 on, what the patient types is
-POSTed and kept in the session draft (``web.draft``), never in a query string. Each controller
+POSTed and kept in the draft (``web.draft``: a server-side row; the cookie holds only its key),
+never in a query string or the cookie. Each controller
 parses, calls one domain operation, commits, and answers; a DomainError re-renders the step
 with the message and the patient's input kept.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from booking_service.clinic.models import Location, Practitioner, Service
@@ -27,9 +28,11 @@ from booking_service.errors import (
     ValidationFailed,
 )
 from booking_service.form_values import parse_date
+from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
+from booking_service.scheduling.models import Appointment
 from booking_service.scheduling.operations import find_by_token
-from booking_service.scheduling.tokens import manage_path
+from booking_service.scheduling.tokens import manage_path, manage_token
 from booking_service.usecases.booking import BookingRequest, book
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
@@ -47,9 +50,8 @@ from booking_service.web.common import (
     slot_value,
 )
 from booking_service.web.forms import REASON_MAX, RED_FLAG_QUESTIONS, check_details, read_details
+from booking_service.web.manage import appointment_context, mask_email, mask_phone
 from booking_service.web.picker import week_of_slots
-
-CONFIRMED_KEY = "booked_token"
 
 
 class Selection:
@@ -236,7 +238,7 @@ def details():
     if selection.start is None:
         return _render_time(selection, from_day=None, error=_("Choose a time to continue."), status=422)
     values = _draft_values(draft)
-    return private(_render_details(selection, values))
+    return private(_render_details(selection, values, on_file=_hints(draft)))
 
 
 def _draft_values(draft: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +249,32 @@ def _draft_values(draft: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _render_details(selection: Selection, values: dict[str, Any], errors=None, status=200, message=None):
+def _on_file(draft: dict[str, Any]) -> Patient | None:
+    """The patient whose manage link started this draft ("book again"), if any. The draft is
+    server side, so the id cannot be set by the visitor; their stored contacts never reach the
+    browser, only masked hints."""
+    patient_id = draft.get("returning_patient_id")
+    return db_session().get(Patient, patient_id) if isinstance(patient_id, int) else None
+
+
+def _with_contacts_on_file(values: dict[str, Any], draft: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the stored email and phone of the patient on file when the visitor typed
+    neither; typed contacts are used alone (and follow the identity rule of
+    ``patients.operations.find_or_create_patient``)."""
+    patient = _on_file(draft)
+    if patient is None or values.get("email") or values.get("phone"):
+        return values
+    return {**values, "email": patient.email or "", "phone": patient.phone or ""}
+
+
+def _hints(draft: dict[str, Any]) -> dict[str, str] | None:
+    patient = _on_file(draft)
+    if patient is None:
+        return None
+    return {"email": mask_email(patient.email), "phone": mask_phone(patient.phone)}
+
+
+def _render_details(selection: Selection, values: dict[str, Any], errors=None, status=200, message=None, on_file=None):
     return page(
         "pages/details.html",
         status,
@@ -257,6 +284,7 @@ def _render_details(selection: Selection, values: dict[str, Any], errors=None, s
         message=message,
         questions=RED_FLAG_QUESTIONS,
         reason_max=REASON_MAX,
+        on_file=on_file,
         start_label=i18n.format_when(selection.start, selection.location.timezone),
         zone=i18n.zone_label(selection.location.timezone, [selection.start]),
     )
@@ -272,7 +300,7 @@ def _post_details(draft: dict[str, Any]):
         return _render_time(selection, from_day=None, error=_("Choose a time to continue."), status=422)
     values = read_details(request.form)
     clinic = current_clinic()
-    errors = check_details(values, country=clinic.country)
+    errors = check_details(_with_contacts_on_file(values, draft), country=clinic.country)
     previous_flags = draft.get("red_flags")
     selection.store(draft)
     draft.update({key: values[key] for key in (*drafts.CONTACT_KEYS, "reason", "red_flags")})
@@ -282,7 +310,7 @@ def _post_details(draft: dict[str, Any]):
     if errors:
         # Keep what was typed (valid or not) so a language switch or a refresh shows it again.
         drafts.save(draft)
-        return private(_render_details(selection, values, errors, status=422))
+        return private(_render_details(selection, values, errors, status=422, on_file=_hints(draft)))
     drafts.save(draft)
     if drafts.any_red_flag(draft) and not draft.get("urgent_ack"):
         return redirect(url_for("web.urgent"))
@@ -339,7 +367,7 @@ def _ready(draft: dict[str, Any]):
         return None, redirect(url_for("web.start"))
     if selection.start is None:
         return None, redirect(url_for("web.choose_time", **selection.args()))
-    values = _draft_values(draft)
+    values = _with_contacts_on_file(_draft_values(draft), draft)
     if check_details(values, country=current_clinic().country):
         return None, redirect(url_for("web.details"))
     if drafts.any_red_flag(draft) and not draft.get("urgent_ack"):
@@ -373,6 +401,7 @@ def _render_review(selection: Selection, draft: dict[str, Any], status=200, mess
         status,
         selection=selection,
         values=values,
+        on_file=_hints(draft),
         draft_id=draft.get("id"),
         start_label=i18n.format_when(selection.start, selection.location.timezone),
         zone=i18n.zone_label(selection.location.timezone, [selection.start]),
@@ -391,7 +420,7 @@ def confirm():
     selection, elsewhere = _ready(draft)
     if elsewhere is not None:
         return elsewhere
-    values = _draft_values(draft)
+    values = _with_contacts_on_file(_draft_values(draft), draft)
     flags = {key: answer == "yes" for key, answer in (draft.get("red_flags") or {}).items()}
     booking = BookingRequest(
         service_id=selection.service_id,
@@ -416,23 +445,23 @@ def confirm():
     session_ = db_session()
     try:
         booked = book(session_, booking, secret_key=settings().SECRET_KEY, now=now())
+    # The problem is shown on this answer only: the draft is not saved here, as the failed
+    # booking still holds the write lock (SQLite) until the request's work is rolled back.
     except (SlotTaken, SlotUnavailable) as exc:
         draft["problem"] = {
             "code": exc.code,
             "alternatives": [slot_value(slot.start) for slot in exc.extra.get("alternatives", [])],
         }
-        drafts.save(draft)
         return private(_render_review(selection, draft, status=exc.status))
     except PatientBusy as exc:
         draft["problem"] = {"code": exc.code, "alternatives": []}
-        drafts.save(draft)
         return private(_render_review(selection, draft, status=exc.status))
     except ValidationFailed as exc:
-        return private(_render_details(selection, values, field_errors(exc), status=exc.status))
+        shown = _draft_values(draft)  # never the contacts on file, only their hints
+        return private(_render_details(selection, shown, field_errors(exc), status=exc.status, on_file=_hints(draft)))
     except DomainError as exc:
         return private(_render_review(selection, draft, status=exc.status, message=page_message(exc)))
-    drafts.clear()
-    session[CONFIRMED_KEY] = booked.manage_token
+    drafts.complete(booked.appointment.id)
     return redirect(url_for("web.confirmed"))
 
 
@@ -457,16 +486,16 @@ def change_time():
 
 
 def confirmed():
-    token = session.get(CONFIRMED_KEY)
-    if not token:
+    appointment_id = drafts.confirmed_appointment_id()
+    appointment = db_session().get(Appointment, appointment_id) if appointment_id is not None else None
+    if appointment is None:
         return redirect(url_for("web.start"))
+    # The token is rebuilt from the appointment's nonce (as for a reminder), never kept anywhere.
+    token = manage_token(settings().SECRET_KEY, appointment.manage_nonce)
     try:
         appointment = find_by_token(db_session(), token, now=now())
     except NotFound:
-        session.pop(CONFIRMED_KEY, None)
         return redirect(url_for("web.start"))
-    from booking_service.web.manage import appointment_context
-
     return private(
         page(
             "pages/confirmed.html",

@@ -23,8 +23,7 @@ from booking_service.web.i18n import LANGUAGES
 NAME_MAX = 80
 EMAIL_MAX = 254
 PHONE_MAX = 32
-# The draft (with this text) travels in the session cookie; 400 characters of the least
-# compressible text keep the cookie well under browsers' 4 KB limit.
+# Enough for a reason in a few sentences; staff read it at a glance before the visit.
 REASON_MAX = 400
 NOTES_MAX = 300
 

@@ -304,7 +304,13 @@ def _next_service(appointment: Appointment) -> Service:
 
 
 def book_again(token: str):
-    """Start a new booking with the patient's details filled in (after a visit or a cancellation)."""
+    """Start a new booking for the same patient (after a visit or a cancellation).
+
+    The link may have been forwarded, so the new draft carries no name or contact from the
+    record: the details step shows the contacts on file masked (as this page does) and books
+    with them unless the visitor types new ones, which then follow the identity rule of
+    ``patients.operations.find_or_create_patient``.
+    """
     appointment = _load(token)
     if isinstance(appointment, Response):
         return appointment
@@ -315,17 +321,13 @@ def book_again(token: str):
         "service_id": service.id,
         "location_id": appointment.location_id,
         "practitioner_id": practitioner_id,
-        "first_name": patient.first_name,
-        "last_name": patient.last_name,
-        "email": patient.email or "",
-        "phone": patient.phone or "",
+        "returning_patient_id": patient.id,
         "language": patient.language,
         "sms_consent": patient.sms_consent,
         "email_consent": patient.email_consent,
         "exercise_sms_consent": patient.exercise_sms_consent,
     }
-    drafts.clear()
-    drafts.save(draft)
+    drafts.save(draft, fresh=True)
     return redirect(
         url_for(
             "web.choose_time",
