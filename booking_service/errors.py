@@ -198,7 +198,9 @@ def _constants(first: str, last: str) -> frozenset[str]:
 
 
 REASONS = _constants("NOT_FOUND", "USER_DEACTIVATED")
-FIELD_CODES = _constants("FIRST_NAME_MISSING", "PRACTITIONER_NOT_YOURS")
+FIELD_CODES = _constants("FIRST_NAME_MISSING", "PASSWORD_LENGTH")
+# Rules only staff meet (the API and the console word them; the patient pages never show them).
+STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS")
 
 
 class NotFound(DomainError):

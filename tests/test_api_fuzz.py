@@ -44,6 +44,11 @@ OPERATIONS = [
     ("GET", "/api/v1/appointments/{appointment_id}/messages"),
     ("GET", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{patient_id}"),
+    ("GET", "/api/v1/exercises"),
+    ("POST", "/api/v1/patients/{patient_id}/programs"),
+    ("GET", "/api/v1/programs/{program_id}"),
+    ("GET", "/api/v1/alerts"),
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"),
 ]
 # A schema-valid request may still be refused with a 422 for reasons JSON Schema cannot say
 # (an end before the start, a phone that is not a number, a start that is not a free slot).
@@ -183,7 +188,7 @@ def _with_real_data(operation, world, headers) -> st.SearchStrategy:
         return operation.as_strategy(
             positive, headers=headers, path_parameters={"appointment_id": world.appointment_id}
         )
-    if path == "/api/v1/patients/{patient_id}":
+    if path in ("/api/v1/patients/{patient_id}", "/api/v1/patients/{patient_id}/programs"):
         return operation.as_strategy(positive, headers=headers, path_parameters={"patient_id": world.patient_id})
     return operation.as_strategy(positive, headers=headers)
 

@@ -163,7 +163,7 @@ def test_create_user_links_a_practitioner_login_to_its_practitioner(app, databas
     wrong_role = runner.invoke(args=["create-user", "x@example.com", "--role", "frontdesk", "--practitioner-id", "1"])
     assert wrong_role.exit_code == 1 and "practitioner" in wrong_role.output
     unknown = runner.invoke(args=["create-user", "y@example.com", "--role", "practitioner", "--practitioner-id", "999"])
-    assert unknown.exit_code == 1 and "no practitioner with id 999" in unknown.output
+    assert unknown.exit_code == 1 and "practitioner could not be found" in unknown.output
 
 
 # --- headers on every response ----------------------------------------------------------------------
