@@ -92,6 +92,8 @@ def _run(session, name: str, message_id: int, target: str) -> bool:
         return transitions.release(session, [message_id], worker_id=WORKER, now=NOW) == 1
     if name == "progress":
         return transitions.progress(session, "SMold", target, now=NOW, error_code="E2", error="new error") == 1
+    if name == "cancel_pending":
+        return transitions.cancel_pending(session, now=NOW, error=GIVEN["error"], sms_to="+14165550123") == 1
     ref = message_id if t.guard == "id" else Claim(message_id, WORKER, 1)
     return transitions.apply(session, name, ref, now=NOW, target=target, **{c: GIVEN[c] for c in t.sets})
 
@@ -172,6 +174,31 @@ def test_a_fenced_transition_needs_the_claims_worker_and_attempt(database, name)
 def test_a_transition_refuses_columns_it_does_not_declare(database):
     with database.session() as session, pytest.raises(ValueError):
         transitions.apply(session, "fail", Claim(1, WORKER, 1), now=NOW, error="x", error_code=None, to="y")
+
+
+def test_cancelling_a_numbers_pending_texts_leaves_other_numbers_channels_and_claimed_rows(database):
+    with database.session() as session:
+        wanted = _row_in(session, "pending")
+        claimed = _row_in(session, "sending")
+        other_number = _row_in(session, "pending")
+        email = _row_in(session, "pending")
+        table = OutboxMessage.__table__
+        session.execute(table.update().where(table.c.id == other_number).values(to="+14165550124"))
+        session.execute(table.update().where(table.c.id == email).values(channel="email", to="+14165550123"))
+        untouched = {i: _snapshot(session, i) for i in (claimed, other_number, email)}
+
+        assert transitions.cancel_pending(session, now=NOW, error="opted out", sms_to="+14165550123") == 1
+
+        assert _snapshot(session, wanted)["status"] == "cancelled"
+        assert {i: _snapshot(session, i) for i in untouched} == untouched
+        session.rollback()
+
+
+def test_cancel_pending_needs_exactly_one_filter(database):
+    with database.session() as session:
+        for filters in ({}, {"appointment_id": 1, "sms_to": "+14165550123"}):
+            with pytest.raises(ValueError):
+                transitions.cancel_pending(session, now=NOW, error="x", **filters)
 
 
 # --------------------------------------------------------------------------- early reports
