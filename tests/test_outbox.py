@@ -280,6 +280,40 @@ def test_a_failed_callback_arriving_before_the_sid_is_recorded_ends_up_on_the_ro
     app.extensions["database"].dispose()
 
 
+def test_the_reaper_prunes_reports_no_message_claimed_for_a_week_and_applies_late_matches(
+    database, settings, patient_id
+):
+    from booking_service.outbox.provider_status import apply_provider_status
+    from booking_service.outbox.reconcile import recover_expired
+
+    received = utcnow()
+    with database.unit_of_work() as s:
+        for sid in ("SMnever", "SMlate"):
+            outcome = apply_provider_status(s, provider_id=sid, status="delivered", now=received)
+            assert outcome.stored
+    transports = build_transports(settings, send_timeout=send_timeout_for(timedelta(seconds=30)))
+
+    def stored() -> list[str]:
+        with database.unit_of_work() as s:
+            return sorted(s.scalars(select(ProviderStatusEvent.provider_id)))
+
+    recover_expired(database, now=received + timedelta(days=6, hours=23), transports=transports)
+    assert stored() == ["SMlate", "SMnever"]  # within the week: kept
+
+    # A row records SMlate only now (say, reconciled after a long outage): still applied.
+    message_id = _text(database, patient_id)
+    with database.unit_of_work() as s:
+        s.execute(
+            OutboxMessage.__table__.update()
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", provider_id="SMlate", sent_at=received)
+        )
+    recover_expired(database, now=received + timedelta(days=7, minutes=1), transports=transports)
+    assert stored() == []
+    with database.unit_of_work() as s:
+        assert s.get(OutboxMessage, message_id).status == "delivered"
+
+
 # --------------------------------------------------------------------------- retries
 
 
