@@ -17,7 +17,9 @@ end, see ``bench/common.py``) and a standalone FakeTwilio process, then measures
 4. **memory**: each worker's peak RSS (``VmHWM`` in ``/proc/<pid>/status``);
 5. **crashes** (``--crash``, instead of the above): rows due at a steady rate, two workers, one
    of them SIGKILLed every ``--kill-every`` seconds and restarted; lateness p50/p95/max and
-   throughput (rows / (last ``sent_at`` - first ``due_at``)), and any message Twilio got twice.
+   throughput (rows / (last ``sent_at`` - first ``due_at``)), the rows each kill stranded
+   (``sending`` under the dead worker's claim, waiting for lease and reaper), and any message
+   Twilio got twice.
 
     .venv/bin/python -m bench.dispatch --crash    # about a minute
 
@@ -127,7 +129,7 @@ def _outbox_model():
     try:
         from booking_service.outbox.models import OutboxMessage
     except ImportError:
-        from booking_service.outbox.models import OutboxMessage
+        from booking_service.messaging.models import OutboxMessage
     return OutboxMessage
 
 
@@ -154,6 +156,17 @@ def count_unsent(database) -> int:
 
     with database.unit_of_work() as s:
         return s.scalar(select(func.count()).where(m.status.not_in(("sent", "delivered", "failed", "skipped"))))
+
+
+def count_stranded(database, pid: int) -> int:
+    """Rows left ``sending`` under a claim of the (dead) worker process ``pid``: they wait for
+    their lease to run out and the reaper."""
+    from sqlalchemy import func, select
+
+    m = _outbox_model()
+
+    with database.unit_of_work() as s:
+        return s.scalar(select(func.count()).where(m.status == "sending", m.claimed_by.like(f"%:{pid}:%")))
 
 
 def wait_all_sent(database, timeout: float) -> None:
@@ -194,8 +207,10 @@ class Workers:
                     subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=REPO, env=env, stdout=log, stderr=log)
                 )
 
-    def kill_and_restart(self, index: int) -> None:
-        """SIGKILL worker ``index`` wherever it is, and start a fresh one in its place."""
+    def kill_and_restart(self, index: int) -> int:
+        """SIGKILL worker ``index`` wherever it is, and start a fresh one in its place.
+        Returns the pid killed."""
+        killed = self.processes[index].pid
         self.processes[index].send_signal(signal.SIGKILL)
         self.processes[index].wait()
         path = self.log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
@@ -204,6 +219,7 @@ class Workers:
             self.processes[index] = subprocess.Popen(
                 [sys.executable, "-m", "scheduler"], cwd=REPO, env=self.env, stdout=log, stderr=log
             )
+        return killed
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -303,6 +319,7 @@ def measure_crashes(
     workers = Workers(processes, **worker_args)
     rng = random.Random(1)
     kills = 0
+    stranded: list[int] = []
     try:
         workers.wait_ready()
         t0 = datetime.now(UTC) + timedelta(seconds=2)
@@ -311,7 +328,7 @@ def measure_crashes(
         deadline = time.monotonic() + seconds + 300
         while count_unsent(database) and time.monotonic() < deadline:
             time.sleep(kill_every)
-            workers.kill_and_restart(rng.randrange(processes))
+            stranded.append(count_stranded(database, workers.kill_and_restart(rng.randrange(processes))))
             kills += 1
         wait_all_sent(database, timeout=120)
         workers.wait_ready()  # a worker still importing would die of the SIGTERM below
@@ -328,6 +345,8 @@ def measure_crashes(
         "rate": len(late) / span,
         "count": len(late),
         "kills": kills,
+        "stranded": sum(stranded),
+        "stranded_max": max(stranded, default=0),
         "duplicates": len(bodies) - len(set(bodies)),
     }
 
@@ -442,7 +461,8 @@ def main() -> int:
                     f"crashes: {crash['count']} rows at {args.offered_rate:.0f} msg/s offered, 2 workers, lease "
                     f"{args.lease:.0f} s, one SIGKILLed every {args.kill_every:.0f} s ({crash['kills']} kills): "
                     f"lateness p50 {crash['p50']:.2f} s, p95 {crash['p95']:.2f} s, max {crash['max']:.2f} s; "
-                    f"{crash['rate']:.1f} msg/s; sent twice: {crash['duplicates']}",
+                    f"{crash['rate']:.1f} msg/s; stranded by kills: {crash['stranded']} rows "
+                    f"(at most {crash['stranded_max']} per kill); sent twice: {crash['duplicates']}",
                     flush=True,
                 )
                 return 0

@@ -92,6 +92,8 @@ def _run(session, name: str, message_id: int, target: str) -> bool:
         return transitions.release(session, [message_id], worker_id=WORKER, now=NOW) == 1
     if name == "progress":
         return transitions.progress(session, "SMold", target, now=NOW, error_code="E2", error="new error") == 1
+    if name == "cancel_pending":
+        return transitions.cancel_pending(session, now=NOW, error=GIVEN["error"], sms_to="+14165550123") == 1
     ref = message_id if t.guard == "id" else Claim(message_id, WORKER, 1)
     return transitions.apply(session, name, ref, now=NOW, target=target, **{c: GIVEN[c] for c in t.sets})
 
@@ -174,6 +176,31 @@ def test_a_transition_refuses_columns_it_does_not_declare(database):
         transitions.apply(session, "fail", Claim(1, WORKER, 1), now=NOW, error="x", error_code=None, to="y")
 
 
+def test_cancelling_a_numbers_pending_texts_leaves_other_numbers_channels_and_claimed_rows(database):
+    with database.session() as session:
+        wanted = _row_in(session, "pending")
+        claimed = _row_in(session, "sending")
+        other_number = _row_in(session, "pending")
+        email = _row_in(session, "pending")
+        table = OutboxMessage.__table__
+        session.execute(table.update().where(table.c.id == other_number).values(to="+14165550124"))
+        session.execute(table.update().where(table.c.id == email).values(channel="email", to="+14165550123"))
+        untouched = {i: _snapshot(session, i) for i in (claimed, other_number, email)}
+
+        assert transitions.cancel_pending(session, now=NOW, error="opted out", sms_to="+14165550123") == 1
+
+        assert _snapshot(session, wanted)["status"] == "cancelled"
+        assert {i: _snapshot(session, i) for i in untouched} == untouched
+        session.rollback()
+
+
+def test_cancel_pending_needs_exactly_one_filter(database):
+    with database.session() as session:
+        for filters in ({}, {"appointment_id": 1, "sms_to": "+14165550123"}):
+            with pytest.raises(ValueError):
+                transitions.cancel_pending(session, now=NOW, error="x", **filters)
+
+
 # --------------------------------------------------------------------------- early reports
 
 
@@ -251,6 +278,40 @@ def test_a_failed_callback_arriving_before_the_sid_is_recorded_ends_up_on_the_ro
         assert s.scalars(select(ProviderStatusEvent)).all() == []  # applied, not kept twice
     # What staff see on the appointment's message list.
     app.extensions["database"].dispose()
+
+
+def test_the_reaper_prunes_reports_no_message_claimed_for_a_week_and_applies_late_matches(
+    database, settings, patient_id
+):
+    from booking_service.outbox.provider_status import apply_provider_status
+    from booking_service.outbox.reconcile import recover_expired
+
+    received = utcnow()
+    with database.unit_of_work() as s:
+        for sid in ("SMnever", "SMlate"):
+            outcome = apply_provider_status(s, provider_id=sid, status="delivered", now=received)
+            assert outcome.stored
+    transports = build_transports(settings, send_timeout=send_timeout_for(timedelta(seconds=30)))
+
+    def stored() -> list[str]:
+        with database.unit_of_work() as s:
+            return sorted(s.scalars(select(ProviderStatusEvent.provider_id)))
+
+    recover_expired(database, now=received + timedelta(days=6, hours=23), transports=transports)
+    assert stored() == ["SMlate", "SMnever"]  # within the week: kept
+
+    # A row records SMlate only now (say, reconciled after a long outage): still applied.
+    message_id = _text(database, patient_id)
+    with database.unit_of_work() as s:
+        s.execute(
+            OutboxMessage.__table__.update()
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", provider_id="SMlate", sent_at=received)
+        )
+    recover_expired(database, now=received + timedelta(days=7, minutes=1), transports=transports)
+    assert stored() == []
+    with database.unit_of_work() as s:
+        assert s.get(OutboxMessage, message_id).status == "delivered"
 
 
 # --------------------------------------------------------------------------- retries

@@ -502,25 +502,70 @@ def test_transports_are_built_with_their_timeout_capped_by_send_timeout(fake, sm
 # --------------------------------------------------------------------------- console
 
 
-def test_console_sms_logs_the_whole_message_and_reports_it_delivered(caplog):
-    transport = ConsoleSms()
+MANAGE_LINK = "https://clinic.example/m/Zq3xL0ngRand0mT0ken"
+REMINDER = f"Lakeshore Physio: Sam, see you Tue 10:00 at Main St. Manage: {MANAGE_LINK}"
+DEVELOPMENT = {"APP_ENV": "development"}
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SMS_BACKEND": "console",
+    "EMAIL_BACKEND": "console",
+    "PUBLIC_BASE_URL": "https://clinic.example",
+}
+
+
+def _console(environ: dict[str, str]):
+    transports = build_transports(settings_from(environ))
+    assert isinstance(transports.sms, ConsoleSms) and isinstance(transports.email, ConsoleEmail)
+    return transports
+
+
+def test_console_sms_in_development_logs_the_whole_message_and_reports_it_delivered(caplog):
+    transport = _console(DEVELOPMENT).sms
 
     with caplog.at_level(logging.INFO, logger="booking_service.messaging"):
-        result = transport.send(_sms("Reminder: Tuesday 10:00 at Main St."))
+        result = transport.send(_sms(REMINDER))
 
     assert result.status == "delivered" and result.provider_id.startswith("console-")
-    assert PATIENT in caplog.text and "Reminder: Tuesday 10:00 at Main St." in caplog.text
+    assert PATIENT in caplog.text and REMINDER in caplog.text
     assert transport.find_sent(PATIENT, datetime.now(UTC)) == []
 
 
-def test_console_email_logs_text_html_and_calendar_and_reports_its_message_id(caplog):
+def test_console_email_in_development_logs_text_html_and_calendar_and_reports_its_message_id(caplog):
     with caplog.at_level(logging.INFO, logger="booking_service.messaging"):
-        result = ConsoleEmail().send(_email(ics=b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
+        result = _console(DEVELOPMENT).email.send(_email(ics=b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
 
     assert result == Sent(provider_id=result.provider_id, status="delivered")
     assert result.provider_id.startswith("<appt-1")
     for fragment in ("pat@example.org", "Your appointment", "<p>See you", "BEGIN:VCALENDAR", "<appt-1"):
         assert fragment in caplog.text
+
+
+@pytest.mark.parametrize("environ", [PRODUCTION, {"APP_ENV": "test"}], ids=["production", "test"])
+def test_console_sms_outside_development_logs_no_text_number_or_link(caplog, environ):
+    with caplog.at_level(logging.INFO, logger="booking_service.messaging"):
+        result = _console(environ).sms.send(_sms(REMINDER))
+
+    assert result.status == "delivered"
+    [logged] = [r.getMessage() for r in caplog.records]
+    assert result.provider_id in logged and "SMS" in logged
+    assert "***0123" in logged and f"{len(REMINDER)} chars" in logged
+    for secret in (PATIENT, "4165550123", "Sam", "Main St", MANAGE_LINK, "Zq3xL0ngRand0mT0ken", "Lakeshore"):
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("environ", [PRODUCTION, {"APP_ENV": "test"}], ids=["production", "test"])
+def test_console_email_outside_development_logs_no_address_subject_or_body(caplog, environ):
+    email = _email(html=f"<p>See you. <a href='{MANAGE_LINK}'>Manage</a></p>", ics=b"BEGIN:VCALENDAR\r\n")
+
+    with caplog.at_level(logging.INFO, logger="booking_service.messaging"):
+        result = _console(environ).email.send(email)
+
+    assert result == Sent(provider_id="<appt-1.confirmation@clinic.example>", status="delivered")
+    [logged] = [r.getMessage() for r in caplog.records]
+    assert result.provider_id in logged and "E-mail" in logged
+    assert "***@example.org" in logged and f"{len(email.text)} chars" in logged
+    for secret in ("pat@example.org", "Your appointment", "See you", MANAGE_LINK, "VCALENDAR"):
+        assert secret not in caplog.text
 
 
 # --------------------------------------------------------------------------- SMTP

@@ -28,7 +28,8 @@ class Transports:
 
 
 def build_sms_transport(settings: Settings, *, send_timeout: float | None = None) -> SmsTransport:
-    """``SMS_BACKEND``: ``console`` (the default) or ``twilio``."""
+    """``SMS_BACKEND``: ``console`` (the default) or ``twilio``. The console logs what a text
+    says only in development (``APP_ENV=development``)."""
     if settings.SMS_BACKEND == "twilio":
         return TwilioSms(
             settings.TWILIO_ACCOUNT_SID or "",
@@ -38,11 +39,12 @@ def build_sms_transport(settings: Settings, *, send_timeout: float | None = None
             api_base_url=settings.TWILIO_API_BASE_URL,
             timeout=_timeout(send_timeout),
         )
-    return ConsoleSms()
+    return ConsoleSms(log_content=settings.ENV == "development")
 
 
 def build_email_transport(settings: Settings, *, send_timeout: float | None = None) -> EmailTransport:
-    """``EMAIL_BACKEND``: ``console`` (the default) or ``smtp``."""
+    """``EMAIL_BACKEND``: ``console`` (the default) or ``smtp``. The console logs what an e-mail
+    says only in development (``APP_ENV=development``)."""
     if settings.EMAIL_BACKEND == "smtp":
         return SmtpEmail(
             settings.SMTP_HOST,
@@ -55,7 +57,7 @@ def build_email_transport(settings: Settings, *, send_timeout: float | None = No
             # a resend carries the same Message-ID.
             timeout=_timeout(send_timeout),
         )
-    return ConsoleEmail()
+    return ConsoleEmail(log_content=settings.ENV == "development")
 
 
 def build_transports(settings: Settings, *, send_timeout: float | None = None) -> Transports:

@@ -35,10 +35,11 @@ import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service.messaging import rules
+from booking_service.outbox import transitions
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.consent import is_opted_out
 from booking_service.patients.models import Patient
@@ -148,28 +149,12 @@ def _cancel_pending(
 ) -> int:
     """Mark the appointment's pending rows of ``kinds`` cancelled with ``reason``. Rows already
     claimed by a worker (``sending``) are left to it: it re-checks the appointment first."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.appointment_id == appointment.id,
-            OutboxMessage.status == "pending",
-            OutboxMessage.kind.in_(kinds),
-        )
-        .values(status="cancelled", error=reason, updated_at=now)
-        .execution_options(synchronize_session="fetch")
-    )
-    return result.rowcount or 0
+    return transitions.cancel_pending(session, now=now, error=reason, appointment_id=appointment.id, kinds=kinds)
 
 
 def cancel_pending_sms_to(session: Session, phone: str, *, reason: str, now: datetime) -> int:
     """Mark every pending SMS to ``phone`` cancelled (after a STOP or a Twilio 21610)."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.channel == "sms", OutboxMessage.to == phone, OutboxMessage.status == "pending")
-        .values(status="cancelled", error=reason, updated_at=now)
-        .execution_options(synchronize_session="fetch")
-    )
-    return result.rowcount or 0
+    return transitions.cancel_pending(session, now=now, error=reason, sms_to=phone)
 
 
 # --------------------------------------------------------------------------- plans

@@ -5,13 +5,15 @@ calls back within milliseconds, while the worker's record commit is still on its
 report is stored (:class:`~.models.ProviderStatusEvent`) and applied when a row gets that id:
 by the record step, by the reaper's reconciliation, and by the reaper's sweep of stored reports
 (which also closes the race where the report and the record commit cross on PostgreSQL).
+A stored report that no row ever claims (a message sent outside this service on the same
+account, or a row deleted) is pruned by the reaper after :data:`STORED_REPORT_RETENTION`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
@@ -22,6 +24,9 @@ from booking_service.outbox.failures import react_to_permanent_failure
 from booking_service.outbox.models import OutboxMessage, ProviderStatusEvent
 
 PROVIDER_STATUSES = tuple(transitions.PROGRESS)  # "sent", "delivered", "failed"
+# A report waits milliseconds for its row's record commit, or a lease and a sweep when the
+# worker died mid-send; a week covers any outage worth recovering from.
+STORED_REPORT_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -155,3 +160,14 @@ def apply_stored_statuses(session: Session, provider_ids: Iterable[str] | None =
     if events:
         session.execute(delete(ev).where(ev.id.in_([e.id for e in events])))
     return len(events)
+
+
+def prune_stored_statuses(session: Session, *, now: datetime, keep: timedelta = STORED_REPORT_RETENTION) -> int:
+    """Delete the stored reports received before ``now - keep`` that no row holds the id of,
+    in the caller's transaction (apply the matching ones first: :func:`apply_stored_statuses`).
+    Returns how many were deleted."""
+    ev = ProviderStatusEvent
+    statement = delete(ev).where(
+        ev.received_at < now - keep, ~exists().where(OutboxMessage.provider_id == ev.provider_id)
+    )
+    return session.execute(statement.execution_options(synchronize_session=False)).rowcount or 0

@@ -15,7 +15,11 @@ from booking_service.integrations.registry import Transports
 from booking_service.outbox import transitions
 from booking_service.outbox.models import OutboxMessage
 from booking_service.outbox.outcome import Outcome
-from booking_service.outbox.provider_status import apply_stored_statuses
+from booking_service.outbox.provider_status import (
+    STORED_REPORT_RETENTION,
+    apply_stored_statuses,
+    prune_stored_statuses,
+)
 from booking_service.outbox.retry import MAX_ATTEMPTS
 from booking_service.outbox.transitions import Claim
 
@@ -43,16 +47,22 @@ def recover_expired(
     ``margin``, not already another row's) is recorded with its id, never resent
     (``reconcile``). Otherwise the row goes back to ``pending``, due at once (``requeue``), or
     fails after :data:`~.retry.MAX_ATTEMPTS` (``give_up``). A row whose provider cannot be asked
-    right now is left for the next sweep. Run from one worker at a time (the worker holds an
-    advisory lock on PostgreSQL); concurrent runs stay correct, since every write is fenced.
+    right now is left for the next sweep. Stored delivery reports whose id no row holds after
+    :data:`~.provider_status.STORED_REPORT_RETENTION` (7 days) are deleted. Run from one worker
+    at a time (the worker holds an advisory lock on PostgreSQL); concurrent runs stay correct,
+    since every write is fenced.
     ``on_settled`` is called with each outcome as soon as it is committed (a sweep asks the
     provider once per row); ``keep_going`` is asked before each row (a worker shutting down
     stops its sweep).
     """
     with database.unit_of_work() as session:
         write_transaction(session)
-        # Reports whose record commit crossed them (see provider_status), and any other stray.
+        # Reports whose record commit crossed them (see provider_status), and any other stray;
+        # then those no row has claimed for a week: no row ever will.
         apply_stored_statuses(session, now=now)
+        pruned = prune_stored_statuses(session, now=now)
+        if pruned:
+            logger.info("pruned %d delivery reports that matched no message for %s", pruned, STORED_REPORT_RETENTION)
     with database.unit_of_work() as session:
         expired = session.execute(
             select(_m.id, _m.channel, _m.kind, _m.to, _m.body, _m.claimed_by, _m.claimed_at, _m.attempts)

@@ -4,27 +4,29 @@
 start (``source``), where it may go (``targets``), which columns the caller gives (``sets``),
 which it clears (``resets``), how the attempt counter moves and what guards it (``guard``):
 
-=========  ===========================  ==================================  =============================
-name       from -> to                   sets (given by the caller)          resets (to NULL)
-=========  ===========================  ==================================  =============================
-claim      pending, due -> sending      claim*; attempts + 1
-prepare    sending -> sending           to, body, lease_expires_at
-hold       sending -> sending           lease_expires_at, error, error_code
-sent       sending -> sent|delivered    provider_id, sent_at                error, error_code, lease
-late_sent  pending* -> sent|delivered   provider_id, sent_at                error, error_code, lease
-retry      sending -> pending           next_attempt_at, error, error_code  claim*
-defer      sending -> pending           next_attempt_at, error;             claim*, error_code
-                                        attempts - 1
-release    sending -> pending           attempts - 1                        claim*
-fail       sending -> failed            error, error_code                   lease
-skip       sending -> skipped           error                               error_code, lease
-reconcile  sending, expired ->          provider_id, sent_at, error         error_code, lease
-           sent|delivered|failed
-requeue    sending, expired -> pending  next_attempt_at, error              claim*
-give_up    sending, expired -> failed   error                               error_code, lease
-cancel     pending -> cancelled         error                               claim*
-progress   see below                    see :data:`PROGRESS`                lease
-=========  ===========================  ==================================  =============================
+==============  ===========================  ==================================  =============================
+name            from -> to                   sets (given by the caller)          resets (to NULL)
+==============  ===========================  ==================================  =============================
+claim           pending, due -> sending      claim*; attempts + 1
+prepare         sending -> sending           to, body, lease_expires_at
+hold            sending -> sending           lease_expires_at, error, error_code
+sent            sending -> sent|delivered    provider_id, sent_at                error, error_code, lease
+late_sent       pending* -> sent|delivered   provider_id, sent_at                error, error_code, lease
+retry           sending -> pending           next_attempt_at, error, error_code  claim*
+defer           sending -> pending           next_attempt_at, error;             claim*, error_code
+                                             attempts - 1
+release         sending -> pending           attempts - 1                        claim*
+fail            sending -> failed            error, error_code                   lease
+skip            sending -> skipped           error                               error_code, lease
+reconcile       sending, expired ->          provider_id, sent_at, error         error_code, lease
+                sent|delivered|failed
+requeue         sending, expired -> pending  next_attempt_at, error              claim*
+give_up         sending, expired -> failed   error                               error_code, lease
+cancel          pending -> cancelled         error                               claim*
+cancel_pending  pending -> cancelled         error                               claim*
+                (every row of a filter)
+progress        see below                    see :data:`PROGRESS`                lease
+==============  ===========================  ==================================  =============================
 
 ``claim*`` is ``claimed_by``, ``claimed_at`` and ``lease_expires_at``; ``lease`` is
 ``lease_expires_at``; ``pending*`` a row the reaper requeued (unclaimed, same attempt).
@@ -38,6 +40,8 @@ Guards: every write after a claim is *fenced* by the claim's token (:class:`Clai
 the worker, the attempt number), so a worker whose row was taken from it writes nothing. The
 reaper's transitions add ``lease_expires_at < now``. ``late_sent`` accepts a row the reaper
 put back (``pending``, unclaimed, same attempt) so a send known to have happened still wins.
+``cancel`` takes one row by id; ``cancel_pending`` (:func:`cancel_pending`) every row a booking
+change or an opt-out no longer wants: an appointment's rows of some kinds, or a number's texts.
 ``progress`` is the provider's status report, matched on ``provider_id``, forward only:
 ``sent`` from ``pending``/``sending``; ``delivered`` and ``failed`` from those and ``sent``.
 """
@@ -78,7 +82,8 @@ class Transition:
     sets: tuple[str, ...]
     resets: tuple[str, ...] = ()
     attempts: int = 0  # added to the attempt counter
-    guard: str = "claim"  # "claim", "expired" (claim + lease over), "requeued", "id", "provider_id", "due"
+    # "claim", "expired" (claim + lease over), "requeued", "id", "provider_id", "due", "match" (a filter)
+    guard: str = "claim"
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -127,6 +132,7 @@ TRANSITIONS: dict[str, Transition] = {
             "give_up", ("sending",), ("failed",), ("error",), ("error_code", "lease_expires_at"), guard="expired"
         ),
         Transition("cancel", ("pending",), ("cancelled",), ("error",), CLAIM_COLUMNS, guard="id"),
+        Transition("cancel_pending", ("pending",), ("cancelled",), ("error",), CLAIM_COLUMNS, guard="match"),
         Transition(
             "progress",
             ("pending", "sending", "sent"),
@@ -278,6 +284,38 @@ def release(session: Session, ids: Iterable[int], *, worker_id: str, now: dateti
         .values(**_values(t, "pending", {}, now))
     )
     return session.execute(statement).rowcount
+
+
+def cancel_pending(
+    session: Session,
+    *,
+    now: datetime,
+    error: str,
+    appointment_id: int | None = None,
+    kinds: Iterable[str] | None = None,
+    sms_to: str | None = None,
+) -> int:
+    """``cancel_pending``: every ``pending`` row of appointment ``appointment_id`` (of ``kinds``,
+    when given), or every ``pending`` text to the number ``sms_to`` (exactly one of the two), is
+    ``cancelled`` with ``error`` as the reason, in the caller's transaction. Rows a worker holds
+    (``sending``) are left to it: it re-checks before sending. Rows loaded in ``session`` see
+    the change. Returns how many rows were cancelled."""
+    if (appointment_id is None) == (sms_to is None):
+        raise ValueError("cancel_pending takes an appointment_id or an sms_to, not both or neither")
+    if appointment_id is not None:
+        match = [_m.appointment_id == appointment_id]
+        if kinds is not None:
+            match.append(_m.kind.in_(list(kinds)))
+    else:
+        match = [_m.channel == "sms", _m.to == sms_to]
+    t = TRANSITIONS["cancel_pending"]
+    statement = (
+        update(_m)
+        .where(_m.status.in_(t.source), *match)
+        .values(**_values(t, "cancelled", {"error": error}, now))
+        .execution_options(synchronize_session="fetch")
+    )
+    return session.execute(statement).rowcount or 0
 
 
 def progress(session: Session, provider_id: str, status: str, *, now: datetime, error_code=None, error=None) -> int:
