@@ -26,6 +26,8 @@ class Patient(Base):
     exercise_sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set when a provider says the number cannot receive texts (invalid, landline).
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the patient's data was erased (usecases.erase): names "Erased", contacts cleared.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
