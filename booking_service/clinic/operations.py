@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from booking_service import audit
 from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, TimeOff, WorkingHours
 from booking_service.clinic.queries import get_clinic
 from booking_service.clinic.reminder_rules import RuleError, local_instant, parse_rules
@@ -154,6 +155,9 @@ def set_weekly_hours(
     ]
     session.add_all(new_rows)
     session.flush()
+    audit.record(
+        session, "hours.update", "practitioner", practitioner_id, {"location_id": location_id, "rows": len(new_rows)}
+    )
     return new_rows
 
 
@@ -226,6 +230,13 @@ def add_time_off(
     time_off = TimeOff(practitioner_id=practitioner_id, start_at=start_at, end_at=end_at, reason=reason)
     session.add(time_off)
     session.flush()
+    audit.record(
+        session,
+        "time_off.add",
+        "time_off",
+        time_off.id,
+        {"practitioner_id": practitioner_id, "start": start_at.isoformat(), "end": end_at.isoformat()},
+    )
     return time_off, time_off_conflicts(session, time_off)
 
 
@@ -236,6 +247,7 @@ def remove_time_off(session: Session, time_off_id: int) -> TimeOff:
         raise NotFound("That time off was already removed.")
     session.delete(time_off)
     session.flush()
+    audit.record(session, "time_off.remove", "time_off", time_off_id, {"practitioner_id": time_off.practitioner_id})
     return time_off
 
 
@@ -269,6 +281,7 @@ def add_closure(
     closure = Closure(day=day, name=name, location_id=location_id)
     session.add(closure)
     session.flush()
+    audit.record(session, "closure.add", "closure", closure.id, {"day": day.isoformat(), "location_id": location_id})
     return closure, closure_conflicts(session, closure)
 
 
@@ -279,6 +292,13 @@ def remove_closure(session: Session, closure_id: int) -> Closure:
         raise NotFound("That closure was already removed.")
     session.delete(closure)
     session.flush()
+    audit.record(
+        session,
+        "closure.remove",
+        "closure",
+        closure_id,
+        {"day": closure.day.isoformat(), "location_id": closure.location_id},
+    )
     return closure
 
 
@@ -405,6 +425,7 @@ def update_policy(session: Session, **fields: object) -> ClinicSettings:
             value = [dict(rule) for rule in value]  # type: ignore[union-attr]  # a new list: JSON change tracking
         setattr(clinic, name, value)
     session.flush()
+    audit.record(session, "settings.update", "clinic_settings", clinic.id, {"fields": sorted(fields)})
     return clinic
 
 

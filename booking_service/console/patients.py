@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
+from booking_service import audit
 from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import clinic_or_none
 from booking_service.context import db_session
@@ -33,6 +34,10 @@ def search():
             limit=RESULTS,
             among=patients_of(scope) if (scope := practitioner_scope()) is not None else None,
         )
+        # The query may be a name: the trail keeps only which patients were listed.
+        audit.record(
+            session, "patient.search", "patient", None, {"surface": "console", "listed": [p.id for p in found]}
+        )
     return render_template(
         "staff/patients.html",
         nav="patients",
@@ -49,6 +54,7 @@ def show(patient_id: int):
     scope = practitioner_scope()
     if patient is None or (scope is not None and not is_patient_of(session, patient.id, scope)):
         abort(404)
+    audit.record(session, "patient.view", "patient", patient.id, {"surface": "console"})
     clinic = clinic_or_none()
     return render_template(
         "staff/patient.html",
