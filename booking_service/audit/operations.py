@@ -30,7 +30,7 @@ FORBIDDEN_KEYS = frozenset(
         "name",
         "email",
         "phone",
-        "to",
+        "recipient",
         "password",
         "token",
     }
