@@ -49,6 +49,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.extensions["database"] = Database(settings.DATABASE_URL)
     app.after_request(finish_request)  # the request's one commit (or rollback): see context.py
     app.teardown_appcontext(close_session)
+    from booking_service.audit import web as audit_web
+
+    audit_web.init_app(app)  # who is acting, for the audit trail: see audit/web.py
 
     _init_extensions(app)
     _register_blueprints(app)

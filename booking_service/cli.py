@@ -5,6 +5,7 @@ Each command is one unit of work committed at the end; errors are printed plainl
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -165,7 +166,27 @@ def _describe(exc: DomainError) -> str:
     return " ".join(part for part in (staff_message(exc), details, _CLI_HINTS.get(exc.reason, "")) if part)
 
 
+def _audited_as_cli(command: click.Command) -> None:
+    """What a command changes is audited as ``cli`` (the operating-system user who ran it)."""
+    from booking_service.audit.context import acting_as, cli_actor
+
+    for sub in getattr(command, "commands", {}).values():
+        _audited_as_cli(sub)
+    callback = command.callback
+    if callback is None or getattr(callback, "audited_as_cli", False):
+        return
+
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        with acting_as(cli_actor()):
+            return callback(*args, **kwargs)
+
+    wrapper.audited_as_cli = True  # type: ignore[attr-defined]
+    command.callback = wrapper
+
+
 def register_commands(app: Flask) -> None:
     commands = (db_group, init_db, seed_demo, create_user_command, create_api_token_command, revoke_api_token_command)
     for command in commands:
+        _audited_as_cli(command)
         app.cli.add_command(command)

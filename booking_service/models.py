@@ -1,5 +1,6 @@
 """Every model, imported in one place so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from booking_service.audit.models import AuditEvent  # noqa: F401
 from booking_service.clinic.models import (  # noqa: F401
     ClinicSettings,
     Closure,

@@ -46,6 +46,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import text
 from sqlalchemy.orm import configure_mappers
 
+from booking_service.audit import context as audit_context
+from booking_service.audit.context import Actor, acting_as
 from booking_service.config import Settings
 from booking_service.db import Database, utcnow
 from booking_service.integrations.registry import Transports, build_transports
@@ -234,6 +236,8 @@ class Worker:
 
     def _record_loop(self) -> None:
         """The recorder thread: records finished sends in batches, one transaction each."""
+        # A thread's own context: what recording changes (an opt-out from a 21610) is the worker's.
+        audit_context.bind(Actor("worker", label=self.worker_id))
         while True:
             first = self._deliveries.get()
             if first is None:
@@ -284,7 +288,10 @@ class Worker:
             return 0
         with self._reaping:
             try:
-                with once_across_workers(self.database, "outbox-reaper") as mine:
+                with (
+                    acting_as(Actor("worker", label=self.worker_id)),
+                    once_across_workers(self.database, "outbox-reaper") as mine,
+                ):
                     if not mine:
                         return 0
                     outcomes = recover_expired(

@@ -103,8 +103,15 @@ def _empty_all_tables(database: Database) -> None:
         if database.dialect == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
+            # The audit trail refuses DELETE (its triggers): lift them for the emptying only.
+            from booking_service.audit.models import SQLITE_DROP_TRIGGERS, SQLITE_TRIGGERS
+
+            for statement in SQLITE_DROP_TRIGGERS:
+                conn.execute(text(statement))
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
+            for statement in SQLITE_TRIGGERS:
+                conn.execute(text(statement))
             conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sqlite_sequence(conn) else None
 
 

@@ -11,6 +11,7 @@ from flask import g
 from booking_service.api import serializers
 from booking_service.api.blueprint import bp, documented_errors
 from booking_service.api.schemas import CancelInSchema, ManagedAppointmentSchema, RescheduleInSchema
+from booking_service.audit.web import reached_by_link
 from booking_service.clinic.queries import get_clinic
 from booking_service.context import db_session
 from booking_service.db import utcnow
@@ -57,6 +58,7 @@ def manage_cancel(args, token):
     """
     session, now = db_session(), utcnow()
     appointment = find_by_token(session, token, now=now)
+    reached_by_link(appointment.id)
     appointment = cancel(session, appointment.id, now=now, by_patient=True, reason=args.get("reason"))
     return _answer(appointment, now)
 
@@ -73,6 +75,7 @@ def manage_reschedule(args, token):
     """
     session, now = db_session(), utcnow()
     appointment = find_by_token(session, token, now=now)
+    reached_by_link(appointment.id)
     g.api_location_id = appointment.location_id  # error alternatives render in this zone
     appointment = reschedule(session, appointment.id, args["start"], now=now, by_patient=True)
     return _answer(appointment, now)

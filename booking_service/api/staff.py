@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from booking_service import audit
 from booking_service.api import queries, serializers
 from booking_service.api.auth import staff_required
 from booking_service.api.blueprint import bp, documented_errors
@@ -75,7 +76,16 @@ def staff_appointments(args):
 @documented_errors(404)
 def staff_appointment(appointment_id):
     """One appointment, with the patient's contact details, the intake and the triage"""
-    return _detail(queries.get_appointment(db_session(), appointment_id))
+    appointment = queries.get_appointment(db_session(), appointment_id)
+    audit.record(
+        db_session(),
+        "appointment.view",
+        "appointment",
+        appointment.id,
+        {"surface": "api"},
+        patient_id=appointment.patient_id,
+    )
+    return _detail(appointment)
 
 
 @bp.route(f"/appointments/<{_ID}:appointment_id>/status", methods=["POST"], tags=["Staff"])
@@ -101,6 +111,14 @@ def staff_messages(appointment_id):
     """Every message planned, sent, skipped or failed for the appointment, by due time"""
     session = db_session()
     appointment = queries.get_appointment(session, appointment_id)
+    audit.record(
+        session,
+        "appointment.messages",
+        "appointment",
+        appointment.id,
+        {"surface": "api"},
+        patient_id=appointment.patient_id,
+    )
     zone = serializers.zone_of(appointment.location)
     return {"messages": [serializers.message(m, zone) for m in messages_of(session, appointment.id)]}
 
@@ -114,6 +132,7 @@ def staff_patients(args):
     session = db_session()
     found = search_patients(session, args["q"], country=get_clinic(session).country, limit=args["limit"])
     opted_out = opted_out_phones(session, [p.phone for p in found])
+    audit.record(session, "patient.search", "patient", None, {"surface": "api", "listed": [p.id for p in found]})
     return {"patients": [serializers.patient(p, opted_out=p.phone in opted_out) for p in found]}
 
 
@@ -125,6 +144,7 @@ def staff_patient(patient_id):
     """One patient with every appointment, newest first"""
     session = db_session()
     patient = queries.get_patient(session, patient_id)
+    audit.record(session, "patient.view", "patient", patient.id, {"surface": "api"})
     opted_out = opted_out_phones(session, [patient.phone])
     return {
         **serializers.patient(patient, opted_out=patient.phone in opted_out),

@@ -18,7 +18,7 @@ from datetime import date, datetime, time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from booking_service import errors
+from booking_service import audit, errors
 from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, TimeOff, WorkingHours
 from booking_service.clinic.queries import get_clinic
 from booking_service.clinic.reminder_rules import RuleError, parse_rules
@@ -157,6 +157,9 @@ def set_weekly_hours(
     ]
     session.add_all(new_rows)
     session.flush()
+    audit.record(
+        session, "hours.update", "practitioner", practitioner_id, {"location_id": location_id, "rows": len(new_rows)}
+    )
     return new_rows
 
 
@@ -189,6 +192,13 @@ def add_time_off(
     time_off = TimeOff(practitioner_id=practitioner_id, start_at=start_at, end_at=end_at, reason=reason)
     session.add(time_off)
     session.flush()
+    audit.record(
+        session,
+        "time_off.add",
+        "time_off",
+        time_off.id,
+        {"practitioner_id": practitioner_id, "start": start_at.isoformat(), "end": end_at.isoformat()},
+    )
     return time_off
 
 
@@ -199,6 +209,7 @@ def remove_time_off(session: Session, time_off_id: int) -> TimeOff:
         raise NotFound(errors.TIME_OFF_GONE)
     session.delete(time_off)
     session.flush()
+    audit.record(session, "time_off.remove", "time_off", time_off_id, {"practitioner_id": time_off.practitioner_id})
     return time_off
 
 
@@ -237,6 +248,7 @@ def add_closure(session: Session, day: date | None, name: str, location_id: int 
     closure = Closure(day=day, name=name, location_id=location_id)
     session.add(closure)
     session.flush()
+    audit.record(session, "closure.add", "closure", closure.id, {"day": day.isoformat(), "location_id": location_id})
     return closure
 
 
@@ -247,6 +259,13 @@ def remove_closure(session: Session, closure_id: int) -> Closure:
         raise NotFound(errors.CLOSURE_GONE)
     session.delete(closure)
     session.flush()
+    audit.record(
+        session,
+        "closure.remove",
+        "closure",
+        closure_id,
+        {"day": closure.day.isoformat(), "location_id": closure.location_id},
+    )
     return closure
 
 
@@ -378,6 +397,7 @@ def update_policy(session: Session, **fields: object) -> ClinicSettings:
             value = [dict(rule) for rule in value]  # type: ignore[union-attr]  # a new list: JSON change tracking
         setattr(clinic, name, value)
     session.flush()
+    audit.record(session, "settings.update", "clinic_settings", clinic.id, {"fields": sorted(fields)})
     return clinic
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from booking_service import audit
 from booking_service.console import programs
 from booking_service.console.auth import can_see
 from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot_value, run, slots_by_day
@@ -44,6 +45,14 @@ def _here(appointment_id: int) -> str:
 def show(appointment_id: int):
     session = db_session()
     appointment = _visible(appointment_id)
+    audit.record(
+        session,
+        "appointment.view",
+        "appointment",
+        appointment.id,
+        {"surface": "console"},
+        patient_id=appointment.patient_id,
+    )
     allowed = statuses_allowed_now(appointment, utcnow())
     return render_template(
         "staff/appointment.html",

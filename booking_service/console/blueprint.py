@@ -25,6 +25,8 @@ from booking_service.console import (
     settings,
     waitlist,
 )
+from booking_service.console.audit import export as audit_csv
+from booking_service.console.audit import index as audit_index
 from booking_service.console.auth import desk_only
 from booking_service.console.common import (
     STATUS_LABELS,
@@ -39,6 +41,8 @@ from booking_service.console.common import (
     staff_message,
     zone_label,
 )
+from booking_service.console.patient_data import erase as erase_patient_data
+from booking_service.console.patient_data import export as export_patient_data
 from booking_service.context import db_session
 from booking_service.errors import DomainError
 from booking_service.extensions import limiter
@@ -109,6 +113,16 @@ bp.add_url_rule(
     "/closures/<int:closure_id>/remove", "closure_remove", desk_only(settings.closure_remove), methods=["POST"]
 )
 bp.add_url_rule("/settings", "settings", settings.admin_only(settings.policy), methods=["GET", "POST"])
+# --- the audit trail, a patient's data (export: the desk; erase and the trail: admins) ------------
+bp.add_url_rule("/audit", "audit", settings.admin_only(audit_index))
+bp.add_url_rule("/audit.csv", "audit_csv", settings.admin_only(audit_csv))
+bp.add_url_rule("/patients/<int:patient_id>/export", "patient_export", desk_only(export_patient_data), methods=["POST"])
+bp.add_url_rule(
+    "/patients/<int:patient_id>/erase",
+    "patient_erase",
+    settings.admin_only(erase_patient_data),
+    methods=["GET", "POST"],
+)
 
 
 bp.before_request(auth.require_login)

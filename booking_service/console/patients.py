@@ -7,6 +7,7 @@ from flask import abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from booking_service import audit
 from booking_service.console import programs
 from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import clinic_or_none, run
@@ -39,6 +40,10 @@ def search():
             limit=RESULTS,
             among=patients_of(scope) if (scope := practitioner_scope()) is not None else None,
         )
+        # The query may be a name: the trail keeps only which patients were listed.
+        audit.record(
+            session, "patient.search", "patient", None, {"surface": "console", "listed": [p.id for p in found]}
+        )
     return render_template(
         "staff/patients.html",
         nav="patients",
@@ -55,6 +60,7 @@ def show(patient_id: int):
     scope = practitioner_scope()
     if patient is None or (scope is not None and not is_patient_of(session, patient.id, scope)):
         abort(404)
+    audit.record(session, "patient.view", "patient", patient.id, {"surface": "console"})
     clinic = clinic_or_none()
     desk = scope is None and getattr(current_user, "is_desk", False)
     return render_template(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from booking_service import audit
 from booking_service.clinic.models import Location, Practitioner
 from booking_service.errors import END_BEFORE_START, InvalidTransition, NotFound, ValidationFailed
 from booking_service.exercises.models import Alert, Exercise, Program, ProgramItem, ProgramVersion
@@ -110,6 +111,9 @@ def create_program(
         )
     )
     session.flush()
+    audit.record(
+        session, "program.create", "program", program.id, {"version": 1}, patient_id=program.patient_id, now=now
+    )
     return program
 
 
@@ -219,6 +223,15 @@ def revise_program(
     program.end_date = end
     program.updated_at = now
     session.flush()
+    audit.record(
+        session,
+        "program.revise",
+        "program",
+        program.id,
+        {"version": program.version},
+        patient_id=program.patient_id,
+        now=now,
+    )
     return program
 
 
@@ -233,6 +246,9 @@ def pause_program(session: Session, program_id: int, *, reason: str = "staff", n
     program.paused_at = now
     program.updated_at = now
     session.flush()
+    audit.record(
+        session, "program.pause", "program", program.id, {"pause_reason": reason}, patient_id=program.patient_id, now=now
+    )
     return program
 
 
@@ -260,6 +276,7 @@ def resume_program(session: Session, program_id: int, *, now: datetime) -> Progr
     program.paused_at = None
     program.updated_at = now
     session.flush()
+    audit.record(session, "program.resume", "program", program.id, patient_id=program.patient_id, now=now)
     return program
 
 
@@ -279,6 +296,14 @@ def end_program(session: Session, program_id: int, *, discharged: bool = False, 
     program.paused_at = None
     program.updated_at = now
     session.flush()
+    audit.record(
+        session,
+        "program.discharge" if discharged else "program.end",
+        "program",
+        program.id,
+        patient_id=program.patient_id,
+        now=now,
+    )
     return program
 
 

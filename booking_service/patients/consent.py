@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from booking_service import audit
 from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 
 # Bump when the consent wording on the pages changes: each consent records the version it saw.
@@ -53,6 +54,14 @@ def set_consent(
             created_at=now,
         )
     )
+    audit.record(
+        session,
+        "patient.consent",
+        "patient",
+        patient.id,
+        {"channel": channel, "granted": granted, "source": source},
+        now=now,
+    )
 
 
 def is_opted_out(session: Session, phone: str | None) -> bool:
@@ -66,6 +75,11 @@ def _patients_with_phone(session: Session, phone: str) -> list[Patient]:
 
 def _ledger(session: Session, phone: str, *, granted: bool, source: str, now: datetime, detail: str) -> None:
     patients = _patients_with_phone(session, phone)
+    action = "patient.sms_opt_in" if granted else "patient.sms_opt_out"
+    for patient in patients:  # the number itself is personal data: the trail names the patients only
+        audit.record(session, action, "patient", patient.id, {"source": source}, now=now)
+    if not patients:
+        audit.record(session, action, "phone", None, {"source": source, "known_patient": False}, now=now)
     for patient_id in [p.id for p in patients] or [None]:
         session.add(
             ConsentEvent(

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from booking_service import audit
 from booking_service.db import Base, write_transaction
 from booking_service.errors import Conflict, NotFound, ValidationFailed
 from booking_service.patients.models import Patient
@@ -84,6 +85,7 @@ def merge_patients(
                 "These two records have visits at the same time. Cancel or move one of them, then merge."
             ) from None
         raise
+    audit.record(session, "patient.merge", "patient", keep_id, {"merged_id": merge_id}, patient_id=keep_id, now=now)
     return Merged(kept=kept, moved=moved)
 
 

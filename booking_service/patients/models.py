@@ -32,6 +32,8 @@ class Patient(Base):
     possible_duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("patients.id", ondelete="SET NULL"), index=True
     )
+    # Set when the patient's data was erased (usecases.erase): names "Erased", contacts cleared.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from booking_service import errors
+from booking_service import audit, errors
 from booking_service.clinic.models import Practitioner
 from booking_service.db import utcnow
 from booking_service.errors import Conflict, NotFound, ValidationFailed
@@ -77,6 +77,7 @@ def create_user(
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is not None and not update:
         raise Conflict(errors.USER_EXISTS, params={"email": email})
+    user_is_new = user is None
     if user is None:
         user = User(email=email)
         session.add(user)
@@ -90,6 +91,14 @@ def create_user(
     if practitioner is not None:
         practitioner.user_id = user.id
         session.flush()
+    audit.record(
+        session,
+        "user.create" if user_is_new else "user.update",
+        "user",
+        user.id,
+        {"role": role, "practitioner_id": practitioner_id},
+        now=now,
+    )
     return user, generated
 
 
@@ -119,6 +128,7 @@ def revoke_tokens(session: Session, user_id: int, *, now: datetime) -> int:
     for token in tokens:
         token.revoked_at = now
         count += 1
+        audit.record(session, "token.revoke", "api_token", token.id, {"user_id": user_id}, now=now)
     return count
 
 
@@ -151,6 +161,8 @@ def create_api_token(session: Session, email: str, *, now: datetime, lifetime: t
     token = "pbs_" + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, token_hash=_hash(token), created_at=now, expires_at=now + lifetime))
     session.flush()
+    token_id = session.scalar(select(ApiToken.id).where(ApiToken.token_hash == _hash(token)))
+    audit.record(session, "token.create", "api_token", token_id, {"user_id": user.id}, now=now)
     return token
 
 

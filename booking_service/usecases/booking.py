@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from booking_service import audit
 from booking_service.clinic.queries import get_clinic
 from booking_service.exercises import alerts
 from booking_service.messaging import planning
@@ -43,8 +44,24 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
     planning.booked(
         session, booked.appointment, clinic=get_clinic(session), now=now, by_patient=request.source != "staff"
     )
-    if booked.appointment.triage == "urgent":  # a red-flag screen answered yes: the clinic hears now
-        alerts.urgent_booking(session, booked.appointment, now=now)
+    appointment = booked.appointment
+    audit.record(
+        session,
+        "appointment.book",
+        "appointment",
+        appointment.id,
+        {
+            "source": request.source,
+            "start": appointment.start_at.isoformat(),
+            "practitioner_id": appointment.practitioner_id,
+            "service_id": appointment.service_id,
+            "triage": appointment.triage,
+        },
+        patient_id=appointment.patient_id,
+        now=now,
+    )
+    if appointment.triage == "urgent":  # a red-flag screen answered yes: the clinic hears now
+        alerts.urgent_booking(session, appointment, now=now)
     return booked
 
 
@@ -62,6 +79,15 @@ def reschedule(
         by_patient=by_patient,
         old_start=moved.old_start,
     )
+    audit.record(
+        session,
+        "appointment.reschedule",
+        "appointment",
+        appointment_id,
+        {"from": moved.old_start.isoformat(), "to": moved.appointment.start_at.isoformat(), "by_patient": by_patient},
+        patient_id=moved.appointment.patient_id,
+        now=now,
+    )
     return moved.appointment
 
 
@@ -74,6 +100,15 @@ def cancel(
     clinic = get_clinic(session)
     planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
     offers.offer_freed_time(session, appointment, clinic=clinic, now=now)
+    audit.record(
+        session,
+        "appointment.cancel",
+        "appointment",
+        appointment_id,
+        {"by_patient": by_patient, "late": appointment.late_cancellation},  # the reason is free text: not here
+        patient_id=appointment.patient_id,
+        now=now,
+    )
     return appointment
 
 
@@ -86,5 +121,14 @@ def set_status(session: Session, appointment_id: int, status: str, *, now: datet
     if changed.appointment.status != changed.old_status:
         planning.status_changed(
             session, changed.appointment, clinic=get_clinic(session), now=now, old_status=changed.old_status
+        )
+        audit.record(
+            session,
+            "appointment.status",
+            "appointment",
+            appointment_id,
+            {"from": changed.old_status, "to": changed.appointment.status},
+            patient_id=changed.appointment.patient_id,
+            now=now,
         )
     return changed.appointment

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import refresh
 
+from booking_service.audit.web import reached_by_link
 from booking_service.clinic.models import Service
 from booking_service.context import db_session, settings
 from booking_service.errors import DomainError, LateCancellationBlocked, NotFound, SlotTaken, SlotUnavailable
@@ -52,6 +53,7 @@ def _load(token: str) -> Appointment | Response:
         appointment = find_by_token(db_session(), token, now=now())
     except NotFound:
         return private(page("pages/not_found.html", 404))
+    reached_by_link(appointment.id)  # what the holder changes is audited as this link's
     # Pages about a booking speak the patient's language unless they chose another here.
     g.subject_language = appointment.language
     refresh()

@@ -1,7 +1,7 @@
 """exercise programs and alerts
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02 06:13:11.513214
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import booking_service.db
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
