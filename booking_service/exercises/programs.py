@@ -247,7 +247,13 @@ def pause_program(session: Session, program_id: int, *, reason: str = "staff", n
     program.updated_at = now
     session.flush()
     audit.record(
-        session, "program.pause", "program", program.id, {"pause_reason": reason}, patient_id=program.patient_id, now=now
+        session,
+        "program.pause",
+        "program",
+        program.id,
+        {"pause_reason": reason},
+        patient_id=program.patient_id,
+        now=now,
     )
     return program
 
