@@ -84,6 +84,7 @@ def add_program(
     end: date | None = None,
     timezone: str | None = None,
     now: datetime = NOW,
+    secret_key: str = SECRET,
 ):
     if exercise_ids is None:
         exercise_ids = add_exercises(session)
@@ -98,6 +99,6 @@ def add_program(
         start=start,
         end=end,
         timezone=timezone,
-        secret_key=SECRET,
+        secret_key=secret_key,
         now=now,
     )
