@@ -15,11 +15,12 @@ from flask import Response, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from booking_service.context import db_session
 from booking_service.errors import DomainError, NotFound, ValidationFailed
 from booking_service.exercises import logging as logs
-from booking_service.exercises.models import Program, ProgramLog
+from booking_service.exercises.models import Program, ProgramItem, ProgramLog, ProgramVersion
 from booking_service.exercises.programs import find_by_token, is_program_day, local_today
 from booking_service.exercises.progress import program_days
 from booking_service.web import i18n
@@ -85,7 +86,12 @@ def _week(program: Program, today: date, log_rows: list[ProgramLog]) -> list[dic
 def _context(token: str, program: Program, *, errors: dict | None = None, values: dict | None = None) -> dict:
     session = db_session()
     today = local_today(program, now())
-    version = program.current
+    # One query for the version, its items and their exercises (not one per exercise).
+    version = session.scalars(
+        select(ProgramVersion)
+        .where(ProgramVersion.program_id == program.id, ProgramVersion.version == program.version)
+        .options(selectinload(ProgramVersion.items).joinedload(ProgramItem.exercise))
+    ).one()
     monday = today - timedelta(days=today.weekday())
     log_rows = list(
         session.scalars(
