@@ -55,8 +55,8 @@ LATE_LIMIT = timedelta(hours=2)
 HORIZON = timedelta(hours=2)
 # Appointments in these statuses mean the patient does not exercise at home that day.
 NO_NUDGE_APPOINTMENT_EXCLUDED = ("cancelled", "no_show")
-# Rows per INSERT statement (PostgreSQL allows 65,535 parameters; a row takes 15).
-INSERT_CHUNK = 1000
+# Keys per "already planned?" query.
+KEY_CHUNK = 1000
 
 _ROW_FIELDS = (
     "appointment_id",
@@ -92,12 +92,12 @@ def dedupe_key(program_id: int, day: date) -> str:
     return f"nudge:{program_id}:{day.isoformat()}"
 
 
-def due_at(program: Program, day: date) -> datetime:
+def due_at(program, day: date) -> datetime:
     """The instant (UTC) of ``program``'s nudge on local ``day`` (DST-correct)."""
     return rules.local_instant(day, program.time_of_day, ZoneInfo(program.timezone)).astimezone(UTC)
 
 
-def candidate_days(program: Program, now: datetime) -> list[tuple[date, datetime]]:
+def candidate_days(program, now: datetime) -> list[tuple[date, datetime]]:
     """The local days (with due instants) a sweep at ``now`` plans for ``program``, before the
     checks on logs and appointments: today unless past :data:`LATE_LIMIT`, tomorrow within
     :data:`HORIZON`; program days only."""
@@ -115,12 +115,23 @@ def candidate_days(program: Program, now: datetime) -> list[tuple[date, datetime
     return days
 
 
-def _programs(session: Session, now: datetime) -> list[tuple[Program, Patient]]:
-    """Every active program whose patient may get exercise texts: one query."""
+def _programs(session: Session, now: datetime) -> list:
+    """Every active program whose patient may get exercise texts: one query, plain rows with
+    the columns the sweep needs (``id``, ``patient_id``, ``days``, ``time_of_day``,
+    ``timezone``, ``start_date``, ``end_date``, ``phone``), not ORM objects."""
     # Local dates are within a day of the UTC date anywhere on Earth.
     utc_day = now.astimezone(UTC).date()
     query = (
-        select(Program, Patient)
+        select(
+            Program.id,
+            Program.patient_id,
+            Program.days,
+            Program.time_of_day,
+            Program.timezone,
+            Program.start_date,
+            Program.end_date,
+            Patient.phone,
+        )
         .join(Patient, Patient.id == Program.patient_id)
         .outerjoin(SmsOptOut, SmsOptOut.phone == Patient.phone)
         .where(
@@ -135,7 +146,7 @@ def _programs(session: Session, now: datetime) -> list[tuple[Program, Patient]]:
             SmsOptOut.phone.is_(None),
         )
     )
-    return [(program, patient) for program, patient in session.execute(query)]
+    return list(session.execute(query))
 
 
 def _logged_days(session: Session, days: set[date]) -> set[tuple[int, date]]:
@@ -170,16 +181,20 @@ def plan_nudges(session: Session, *, now: datetime) -> int:
     """Plan the due nudges of every active program (see the module); returns how many rows
     were added (0 when another sweep planned them first). Flushes, never commits.
 
-    Queries: the programs (one), the days logged done, the appointments around ``now``, and
-    the inserts (one per :data:`INSERT_CHUNK` rows).
+    Queries: the programs (one), the days logged done, the appointments around ``now``, the
+    keys already planned (one per :data:`KEY_CHUNK`), and the inserts (batched multi-row).
     """
     rules.require_aware("now", now)
     # SQLite: take the write lock before reading, so a concurrent sweep waits instead of failing.
     write_transaction(session)
     candidates: list[Candidate] = []
-    for program, patient in _programs(session, now):
+    for program in _programs(session, now):
         for day, due in candidate_days(program, now):
-            candidates.append(Candidate(program.id, patient.id, patient.phone, day, due, program.timezone))
+            candidates.append(Candidate(program.id, program.patient_id, program.phone, day, due, program.timezone))
+    if not candidates:
+        return 0
+    planned = _planned_keys(session, [dedupe_key(c.program_id, c.day) for c in candidates])
+    candidates = [c for c in candidates if dedupe_key(c.program_id, c.day) not in planned]
     if not candidates:
         return 0
     logged = _logged_days(session, {c.day for c in candidates})
@@ -207,24 +222,25 @@ def plan_nudges(session: Session, *, now: datetime) -> int:
     return _insert_new(session, rows)
 
 
-def _insert_new(session: Session, rows: list[dict]) -> int:
-    """Multi-row INSERT ... ON CONFLICT (dedupe_key) DO NOTHING; returns the rows inserted.
+def _planned_keys(session: Session, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are planned already (through the unique index, in chunks)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[start : start + KEY_CHUNK]
+        found.update(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(chunk))))
+    return found
 
-    A concurrent sweep inserting the same key makes this one wait for its commit and then skip
-    the row (PostgreSQL), or is serialised by SQLite's single writer: never an error, never a
-    second row.
+
+def _insert_new(session: Session, rows: list[dict]) -> int:
+    """One executemany INSERT ... ON CONFLICT (dedupe_key) DO NOTHING (SQLAlchemy batches it
+    into multi-row statements); returns how many rows were inserted. A concurrent sweep that
+    inserted the same key first makes this one wait for its commit and then skip the row
+    (PostgreSQL), or is serialised by SQLite's single writer: never an error, never a second
+    row.
     """
     if not rows:
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = OutboxMessage.__table__
-    added = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        statement = (
-            dialect.insert(table)
-            .values(rows[start : start + INSERT_CHUNK])
-            .on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
-            .returning(table.c.id)
-        )
-        added += len(session.execute(statement).all())
-    return added
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
+    return len(session.execute(statement, rows).all())
