@@ -53,28 +53,10 @@ from booking_service.scheduling.models import Appointment
 LATE_LIMIT = timedelta(hours=2)
 # Tomorrow's nudge is planned once its time is at most this far ahead.
 HORIZON = timedelta(hours=2)
-# Appointments in these statuses mean the patient does not exercise at home that day.
+# Appointments in these statuses do not count: the patient did not come, so home exercise is due.
 NO_NUDGE_APPOINTMENT_EXCLUDED = ("cancelled", "no_show")
 # Keys per "already planned?" query.
 KEY_CHUNK = 1000
-
-_ROW_FIELDS = (
-    "appointment_id",
-    "patient_id",
-    "channel",
-    "kind",
-    "to",
-    "template",
-    "payload",
-    "body",
-    "due_at",
-    "next_attempt_at",
-    "status",
-    "attempts",
-    "dedupe_key",
-    "created_at",
-    "updated_at",
-)
 
 
 @dataclass(frozen=True)
@@ -205,9 +187,9 @@ def plan_nudges(session: Session, *, now: datetime) -> int:
             continue
         if c.patient_id in starts and has_appointment_on(starts[c.patient_id], c.day, ZoneInfo(c.timezone)):
             continue
-        message = planning.row(
+        values = planning.row_values(
             None,
-            None,
+            c.patient_id,
             kind="nudge",
             channel="sms",
             to=c.phone,
@@ -216,8 +198,6 @@ def plan_nudges(session: Session, *, now: datetime) -> int:
             now=now,
             payload={"program_id": c.program_id, "day": c.day.isoformat(), "timezone": c.timezone},
         )
-        values = {name: getattr(message, name) for name in _ROW_FIELDS}
-        values["patient_id"] = c.patient_id
         rows.append(values)
     return _insert_new(session, rows)
 
