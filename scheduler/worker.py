@@ -14,6 +14,9 @@ guarantees):
   ticks that pass meanwhile (``max_instances=1``, ``coalesce``).
 * **send** threads: one provider call each, no database.
 * **record** thread: writes finished sends back in batches, one transaction per batch.
+* **nudge sweep** job (every :data:`NUDGE_SWEEP_SECONDS`, once across workers): plans the
+  exercise nudges now due or soon due (:func:`booking_service.exercises.nudges.plan_nudges`,
+  idempotent by its dedupe keys), which the claim job then sends like any other row.
 * **reap** job (every few seconds, a third of the lease, at most 10 s): recovers rows whose
   worker died, reconciling SMS with Twilio first. Several workers may run; the reaper takes a
   PostgreSQL advisory lock so one sweeps at a time (on SQLite, one machine, it simply runs).
@@ -50,6 +53,7 @@ from booking_service.audit import context as audit_context
 from booking_service.audit.context import Actor, acting_as
 from booking_service.config import Settings
 from booking_service.db import Database, utcnow
+from booking_service.exercises.nudges import plan_nudges
 from booking_service.integrations.registry import Transports, build_transports
 from booking_service.outbox.claim import claim_due, claim_limit, release
 from booking_service.outbox.outcome import Outcome
@@ -60,6 +64,9 @@ from booking_service.outbox.send import Delivery, deliver, send_timeout_for
 
 logger = logging.getLogger("scheduler")
 
+# How often the nudge sweep runs. It plans a day ahead of the nudge times (see
+# exercises/nudges.py: today's, and tomorrow's within two hours), so a few minutes is plenty.
+NUDGE_SWEEP_SECONDS = 300.0
 RECORD_GATHER_SECONDS = 0.02
 RECORD_BATCH = 200
 # Weight of the newest send in the running mean of send times that claim_limit() uses.
@@ -306,6 +313,24 @@ class Worker:
                 return 0
         return len(outcomes)
 
+    def sweep_nudges(self) -> int:
+        """The nudge sweep job: one transaction, run by one worker at a time. Returns how many
+        nudges it planned (0 when another worker holds the sweep)."""
+        if self._stopping.is_set():
+            return 0
+        try:
+            with once_across_workers(self.database, "nudge-sweep") as mine:
+                if not mine:
+                    return 0
+                with self.database.unit_of_work() as session:
+                    planned = plan_nudges(session, now=self.now_fn())
+        except Exception:
+            logger.exception("nudge sweep failed; retrying at its next run")
+            return 0
+        if planned:
+            logger.info("planned %d exercise nudges", planned)
+        return planned
+
     @staticmethod
     def _log_recovered(outcome: Outcome) -> None:
         if outcome.status != "lost":  # "lost": another reaper (SQLite) or the worker itself settled it
@@ -334,6 +359,14 @@ class Worker:
         )
         scheduler.add_job(
             self.reap, id="reap", name="recover expired leases", seconds=self.reap_seconds, next_run_time=now, **common
+        )
+        scheduler.add_job(
+            self.sweep_nudges,
+            id="nudges",
+            name="plan exercise nudges",
+            seconds=NUDGE_SWEEP_SECONDS,
+            next_run_time=now,
+            **common,
         )
         if threading.current_thread() is threading.main_thread():  # tests run it on a thread
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -168,7 +168,8 @@ def scene(
         data.setdefault("old_start", (start - timedelta(days=1)).isoformat())
     if name in ("waitlist_offer", "nudge", "alert"):
         data.setdefault(
-            "link", "/w/Xk3v9QpL2mZr8TbN5cYh1sWd" if name == "waitlist_offer" else "/x/Xk3v9QpL2mZr8TbN5cYh1sWd"
+            "link",
+            {"waitlist_offer": "/w/", "nudge": "/p/"}.get(name, "/x/") + "Xk3v9QpL2mZr8TbN5cYh1sWd",
         )
     if name == "waitlist_offer":
         data.setdefault("start", (start + timedelta(days=1)).isoformat())
@@ -499,3 +500,14 @@ def test_segment_counts_agree_with_the_twilio_double(text):
 )
 def test_names_are_turned_into_gsm7_look_alikes(text, strict, expected):
     assert to_gsm7(text, strict=strict) == expected
+
+
+@pytest.mark.parametrize("longest", [False, True], ids=["typical", "longest"])
+@pytest.mark.parametrize(
+    ("lang", "ask"), [("en", "Reply DONE, or your pain 0-10."), ("fr", "Répondez FAIT, ou douleur 0-10.")]
+)
+def test_a_nudge_carries_the_program_link_and_asks_for_done_or_a_pain_score(lang, ask, longest):
+    body = rendered("nudge", "sms", lang, longest=longest, start=datetime(2026, 9, 1, 14, 45, tzinfo=UTC)).body
+    assert f"{BASE_URL}/p/Xk3v9QpL2mZr8TbN5cYh1sWd " in body
+    assert ask in body
+    assert sms_segments(body) == 1

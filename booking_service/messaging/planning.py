@@ -106,22 +106,54 @@ def row(
     """A new ``pending`` outbox row (not added to the session). Rendered from ``template``
     (default: the kind) unless a ``body`` is given without one, which is then sent as written."""
     return OutboxMessage(
-        appointment_id=appointment.id if appointment is not None else None,
-        patient_id=patient.id if patient is not None else None,
-        channel=channel,
-        kind=kind,
-        to=to,
-        template=template if body is not None else (template or kind),
-        payload=payload or {},
-        body=body,
-        due_at=due,
-        next_attempt_at=due,
-        status="pending",
-        attempts=0,
-        dedupe_key=key,
-        created_at=now,
-        updated_at=now,
+        **row_values(
+            appointment.id if appointment is not None else None,
+            patient.id if patient is not None else None,
+            kind=kind,
+            channel=channel,
+            to=to,
+            due=due,
+            key=key,
+            now=now,
+            template=template,
+            payload=payload,
+            body=body,
+        )
     )
+
+
+def row_values(
+    appointment_id: int | None,
+    patient_id: int | None,
+    *,
+    kind: str,
+    channel: str,
+    to: str,
+    due: datetime,
+    key: str,
+    now: datetime,
+    template: str | None = None,
+    payload: dict | None = None,
+    body: str | None = None,
+) -> dict:
+    """The column values of :func:`row`, for bulk inserts (the nudge sweep plans thousands)."""
+    return {
+        "appointment_id": appointment_id,
+        "patient_id": patient_id,
+        "channel": channel,
+        "kind": kind,
+        "to": to,
+        "template": template if body is not None else (template or kind),
+        "payload": payload or {},
+        "body": body,
+        "due_at": due,
+        "next_attempt_at": due,
+        "status": "pending",
+        "attempts": 0,
+        "dedupe_key": key,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _insert(session: Session, rows: list[OutboxMessage]) -> list[OutboxMessage]:

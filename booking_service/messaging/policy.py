@@ -25,6 +25,9 @@ quiet hours             reminder, nudge, follow_up, waitlist_offer: only between
                         default) in the location's time zone; outside them ``defer`` to the
                         next opening. Confirmations, reschedule and cancellation notices and
                         replies answer the patient's own action and are never held.
+nudge                   ``skip`` a nudge whose program is paused, ended or gone, whose
+                        day is no longer a program day or is over (local), or was logged
+                        done, or on which the patient now has an appointment.
 caps                    SMS reminders and nudges: at most ``sms_daily_cap`` per patient per
                         local day and ``sms_weekly_cap`` per 7 days; over a cap, ``skip``.
 ======================  ==============================================================
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -42,11 +45,13 @@ from sqlalchemy.orm import Session
 
 from booking_service.clinic.models import ClinicSettings
 from booking_service.db import is_sqlite
+from booking_service.exercises.models import Program, ProgramLog
+from booking_service.exercises.programs import is_program_day
 from booking_service.integrations.contract import Email, Sms
 from booking_service.messaging import planning, rules
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient, SmsOptOut
-from booking_service.scheduling.models import ACTIVE_STATUSES
+from booking_service.scheduling.models import ACTIVE_STATUSES, Appointment
 
 # Kinds that can wait for a decent hour; everything else answers something the patient just did.
 HELD_FOR_QUIET_HOURS = frozenset({"reminder", "nudge", "follow_up", "waitlist_offer"})
@@ -85,7 +90,7 @@ def check(session: Session, message: OutboxMessage, *, clinic: ClinicSettings, n
     the same patient and, on PostgreSQL, locks the patient's row so two workers sending two
     reminders to one patient cannot both pass the cap.
     """
-    for rule in (_appointment_rule, _consent_rule, _quiet_hours_rule, _cap_rule):
+    for rule in (_appointment_rule, _nudge_rule, _consent_rule, _quiet_hours_rule, _cap_rule):
         decision = rule(session, message, clinic, now)
         if not decision.send:
             return decision
@@ -115,10 +120,18 @@ def check_destination(
 
 
 def zone_for(message: OutboxMessage, clinic: ClinicSettings) -> ZoneInfo:
-    """The time zone that decides quiet hours and "a day": the location's, else the clinic's."""
+    """The time zone that decides quiet hours and "a day": the appointment location's, else the
+    row's own (``payload["timezone"]``: a nudge's program zone, a waitlist offer's location),
+    else the clinic's."""
     appointment = message.appointment
     if appointment is not None and appointment.location is not None:
         return ZoneInfo(appointment.location.timezone)
+    zone = (message.payload or {}).get("timezone")
+    if zone:
+        try:
+            return ZoneInfo(zone)
+        except (ValueError, KeyError):
+            pass  # a zone that no longer exists: the clinic's is the best guess
     return ZoneInfo(clinic.timezone)
 
 
@@ -151,6 +164,54 @@ def _appointment_rule(session, message: OutboxMessage, clinic, now: datetime) ->
             return skip("the patient has already checked in")
         if now >= appointment.start_at:
             return skip("the appointment has already started")
+    return SEND
+
+
+def _nudge_rule(session: Session, message: OutboxMessage, clinic, now: datetime) -> Decision:
+    """A nudge is wanted only while its program is active and its day still open and unlogged,
+    with no appointment that day (each may have changed since the sweep planned it)."""
+    if message.kind != "nudge":
+        return SEND
+    payload = message.payload or {}
+    if "program_id" not in payload:
+        return SEND  # not planned by the sweep (written by hand): no program to check against
+    try:
+        program = session.get(Program, int(payload["program_id"]))
+        day = date.fromisoformat(payload["day"])
+    except (KeyError, TypeError, ValueError):
+        return skip("the nudge names no exercise program day")
+    if program is None:
+        return skip("the exercise program no longer exists")
+    if program.status == "paused":
+        return skip("the exercise program is paused")
+    if program.status == "ended" or program.ended_at is not None:
+        return skip("the exercise program has ended")
+    if not is_program_day(program, day):
+        return skip("no longer an exercise day of the program")
+    zone = ZoneInfo(program.timezone)
+    if now.astimezone(zone).date() > day:
+        return skip("the day of this nudge is over")
+    logged = session.scalar(
+        select(ProgramLog.id).where(
+            ProgramLog.program_id == program.id, ProgramLog.local_date == day, ProgramLog.done.is_(True)
+        )
+    )
+    if logged is not None:
+        return skip("the exercises of that day are already logged")
+    start = rules.local_instant(day, time(0), zone).astimezone(UTC)
+    end = rules.local_instant(day + timedelta(days=1), time(0), zone).astimezone(UTC)
+    visit = session.scalar(
+        select(Appointment.id)
+        .where(
+            Appointment.patient_id == program.patient_id,
+            Appointment.status.not_in(("cancelled", "no_show")),
+            Appointment.start_at >= start,
+            Appointment.start_at < end,
+        )
+        .limit(1)
+    )
+    if visit is not None:
+        return skip("the patient has an appointment that day")
     return SEND
 
 

@@ -30,6 +30,7 @@ import jinja2
 import phonenumbers
 
 from booking_service.config import PROJECT_ROOT
+from booking_service.exercises.models import Program
 from booking_service.integrations.contract import Email, Sms
 from booking_service.integrations.smtp.message_id import message_id_for
 from booking_service.integrations.twilio.callbacks import status_callback_url
@@ -392,14 +393,14 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
     ``settings``: :class:`booking_service.config.Settings` (or a mapping with the same keys);
     ``PUBLIC_BASE_URL``, ``SECRET_KEY`` and ``EMAIL_FROM`` are used. ``clinic``: the
     ``ClinicSettings`` row. The appointment, patient, location, practitioner and service are
-    read through the row's relationships (``session`` is the caller's, for lazy loads).
+    read through the row's relationships (``session`` is the caller's, for lazy loads and a
+    nudge's program; None renders a nudge with its payload's ``link``).
     SMS carry ``status_callback = PUBLIC_BASE_URL + /webhooks/twilio/status``; e-mails have the
     stable Message-ID ``<outbox-{id}@{host}>`` and, for appointment kinds, the ``.ics``
     (UID ``appointment-{id}@{host}``, SEQUENCE = ``ics_sequence``, METHOD:CANCEL for a
     cancellation). Raises :class:`RenderError` for a missing template or appointment: retrying
     cannot help, so the worker should fail the row.
     """
-    del session  # everything needed is reachable from the row; kept for a stable signature
     if message.kind in APPOINTMENT_KINDS and message.appointment is None:
         raise RenderError(f"outbox row {message.id} ({message.kind}) has no appointment")
     if not message.to:
@@ -409,12 +410,14 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
     base_url = str(_get(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:5000")).rstrip("/")
     if message.channel == "sms":
         ctx = _context(message, settings=settings, clinic=clinic, now=now, lang=lang, sms=True)
+        ctx["link"] = _program_link(session, message, settings=settings, base_url=base_url) or ctx["link"]
         body = fit_sms(f"sms/{name}.{lang}.txt", ctx)
         return Sms(to=message.to, body=body, status_callback=status_callback_url(base_url))
     if message.channel != "email":
         raise RenderError(f"unknown channel {message.channel!r}")
 
     ctx = _context(message, settings=settings, clinic=clinic, now=now, lang=lang, sms=False)
+    ctx["link"] = _program_link(session, message, settings=settings, base_url=base_url) or ctx["link"]
     module = _template(f"email/{name}.{lang}.txt").make_module(ctx)
     subject = _collapse(str(getattr(module, "subject", "") or ""))
     if not subject:
@@ -450,6 +453,19 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
         ics=ics_bytes,
         ics_method=method,
     )
+
+
+def _program_link(session: Any, message: Any, *, settings: Any, base_url: str) -> str | None:
+    """A nudge's link to the patient's program page, rebuilt from the program's nonce (pending
+    rows carry no token). None without a session, a program or a secret."""
+    program_id = (message.payload or {}).get("program_id")
+    secret = _get(settings, "SECRET_KEY")
+    if message.kind != "nudge" or session is None or not program_id or not secret:
+        return None
+    program = session.get(Program, program_id)
+    if program is None:
+        return None
+    return base_url + tokens.program_path(tokens.link_token(secret, program.token_nonce, purpose="program"))
 
 
 def _ics_summary(ctx: Mapping[str, Any], lang: str) -> str:

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.form_values import asset_url
-from booking_service.web import booking, i18n, manage, waitlist
+from booking_service.web import booking, i18n, manage, program, waitlist
 from booking_service.web.common import HONEYPOT_FIELD, current_clinic, page, private
 from booking_service.web.theme import palette
 
@@ -38,6 +38,14 @@ bp.add_url_rule("/m/<token>/calendar.ics", "calendar", manage.calendar)
 bp.add_url_rule("/m/<token>/reschedule", "reschedule", write_limit(manage.reschedule_page), methods=["GET", "POST"])
 bp.add_url_rule("/m/<token>/cancel", "cancel", write_limit(manage.cancel_page), methods=["GET", "POST"])
 bp.add_url_rule("/m/<token>/book-again", "book_again", write_limit(manage.book_again), methods=["POST"])
+# --- the home exercise program (contract: nudges link to /p/<token>) --------------------------------
+bp.add_url_rule("/p/<token>", "program", program.show)
+bp.add_url_rule(
+    "/p/<token>/items/<int:item_id>/done", "program_item_done", write_limit(program.mark_item), methods=["POST"]
+)
+bp.add_url_rule("/p/<token>/done", "program_done", write_limit(program.mark_all), methods=["POST"])
+bp.add_url_rule("/p/<token>/pain", "program_pain", write_limit(program.save_pain), methods=["POST"])
+bp.add_url_rule("/p/<token>/function", "program_function", write_limit(program.save_function), methods=["POST"])
 
 
 def register_web(app: Flask) -> None:
