@@ -266,8 +266,10 @@ def test_log_day_reports_a_pain_jump_over_the_baseline_once(database, make_progr
         assert logs.log_day(s, program, TODAY, pain=4, source="sms", now=NOW).pain_jump is None
         jump = logs.log_day(s, program, TODAY, pain=5, source="sms", now=NOW).pain_jump
         assert jump == logs.PainJump(5, 2.0)
-        assert logs.log_day(s, program, TODAY, pain=5, source="page", now=NOW).pain_jump is None  # same score again
-        assert logs.log_day(s, program, TODAY, pain=9, source="page", now=NOW).pain_jump.pain == 9
+        # The jump raised a pain alert, which pauses the program until a practitioner acknowledges.
+        assert (program.status, program.pause_reason) == ("paused", "alert")
+        assert logs.log_day(s, program, TODAY, pain=5, source="staff", now=NOW).pain_jump is None  # same score again
+        assert logs.log_day(s, program, TODAY, pain=9, source="staff", now=NOW).pain_jump.pain == 9
 
 
 def test_log_day_refuses_a_future_day_and_an_item_of_another_program(database, make_program):

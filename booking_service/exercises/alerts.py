@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import logging
 import re
-import statistics
 import unicodedata
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from booking_service.clinic.queries import get_clinic
 from booking_service.errors import NotFound
-from booking_service.exercises.models import Alert, Program, ProgramLog
+from booking_service.exercises.logging import baseline, pain_jump  # noqa: F401  (the pain rule, re-exported)
+from booking_service.exercises.models import Alert, Program
 from booking_service.messaging import planning
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
@@ -42,10 +42,6 @@ from booking_service.scheduling.models import Appointment
 
 logger = logging.getLogger("booking_service.exercises")
 
-PAIN_HIGH = 8  # a score this high alerts whatever the baseline
-PAIN_RISE = 3  # points above the baseline that alert
-BASELINE_DAYS = 7  # logged days the baseline looks back over
-BASELINE_MIN = 3  # scores needed before the baseline is trusted
 
 ALERTS_PATH = "/staff/alerts"
 
@@ -104,29 +100,6 @@ def looks_french(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- pain
-
-
-def baseline(session: Session, program_id: int, *, before: date) -> float | None:
-    """The median pain of the program's last :data:`BASELINE_DAYS` logged pain scores before
-    ``before`` (a local date); None with fewer than :data:`BASELINE_MIN`."""
-    scores = list(
-        session.scalars(
-            select(ProgramLog.pain)
-            .where(ProgramLog.program_id == program_id, ProgramLog.local_date < before, ProgramLog.pain.is_not(None))
-            .order_by(ProgramLog.local_date.desc())
-            .limit(BASELINE_DAYS)
-        )
-    )
-    return float(statistics.median(scores)) if len(scores) >= BASELINE_MIN else None
-
-
-def pain_jump(pain: int, base: float | None) -> str | None:
-    """Why ``pain`` alerts (staff words), or None. Pure."""
-    if pain >= PAIN_HIGH:
-        return f"pain {pain}/10 (8 or more)"
-    if base is not None and pain >= base + PAIN_RISE:
-        return f"pain {pain}/10, {pain - base:g} above the usual {base:g}"
-    return None
 
 
 # --------------------------------------------------------------------------- raising

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from booking_service.errors import Conflict, NotFound, ValidationFailed
 from booking_service.exercises.models import LOG_SOURCES, FunctionScore, Program, ProgramLog, ProgramLogItem
 from booking_service.exercises.programs import local_today
+from booking_service.patients.models import Patient
 
 logger = logging.getLogger("booking_service.exercises")
 
@@ -89,6 +90,9 @@ def log_day(
     item_id: int | None = None,
     source: str,
     now: datetime,
+    reply_to: str | None = None,
+    inbound_message_id: int | None = None,
+    language: str | None = None,
 ) -> LoggedDay:
     """Record what the patient reports for local ``day`` of ``program``; returns :class:`LoggedDay`.
 
@@ -106,7 +110,9 @@ def log_day(
     * ``note``: replaces the day's note (stripped, at most 500 characters, else
       :class:`ValidationFailed`, field ``note``).
 
-    ``source`` (``page``, ``sms``, ``staff``) becomes the log's source. Raises
+    ``source`` (``page``, ``sms``, ``staff``) becomes the log's source; ``reply_to``,
+    ``inbound_message_id`` and ``language`` (a score sent by text) go to the alert a pain jump
+    raises, so its safety reply answers that phone. Raises
     :class:`ProgramNotActive` (409) when the program is paused or ended, except for staff;
     :class:`ValidationFailed` for a day after today (local) or before the program's start, and
     :class:`NotFound` for an ``item_id`` not in the current version. Flushes, never commits.
@@ -149,19 +155,51 @@ def log_day(
             jump = pain_jump(pain, baseline(session, program, before=day))
     session.flush()
     if jump is not None:
-        on_pain_jump(session, program, log, jump, now=now)
+        on_pain_jump(
+            session,
+            program,
+            log,
+            jump,
+            now=now,
+            reply_to=reply_to,
+            inbound_message_id=inbound_message_id,
+            language=language,
+        )
     return LoggedDay(log, jump, newly_done=log.done and not was_done)
 
 
-def on_pain_jump(session: Session, program: Program, log: ProgramLog, jump: PainJump, *, now: datetime) -> None:
-    """THE HOOK for clinical alerts: called by :func:`log_day` once per new alarming score.
+def on_pain_jump(
+    session: Session,
+    program: Program,
+    log: ProgramLog,
+    jump: PainJump,
+    *,
+    now: datetime,
+    reply_to: str | None = None,
+    inbound_message_id: int | None = None,
+    language: str | None = None,
+) -> None:
+    """Called by :func:`log_day` once per new alarming score: a ``pain`` alert
+    (:func:`booking_service.exercises.alerts.raise_alert`: the dashboard, the clinic's e-mail,
+    the safety reply to ``reply_to`` if given, nudges paused until a practitioner acknowledges)."""
+    from booking_service.exercises import alerts  # alerts reads the pain rule from here
 
-    ``exercises/alerts.py`` (another change) raises the ``pain`` alert here (dashboard, clinic
-    e-mail, nudges paused until acknowledged). Until then this only logs a warning; callers can
-    also act on :attr:`LoggedDay.pain_jump`.
-    """
-    logger.warning(
-        "pain jump on program %s, %s: %s (baseline %s)", program.id, log.local_date, jump.pain, jump.baseline
+    if jump.pain >= PAIN_ALERT_AT or jump.baseline is None:
+        why = f"pain {jump.pain}/10 ({PAIN_ALERT_AT} or more)"
+    else:
+        why = f"pain {jump.pain}/10, {jump.pain - jump.baseline:g} above the usual {jump.baseline:g}"
+    by = {"sms": "by text", "page": "on the program page", "staff": "by staff"}.get(log.source, log.source)
+    alerts.raise_alert(
+        session,
+        patient=session.get(Patient, program.patient_id),
+        kind="pain",
+        text=f"Pain jump {by}: {why}.",
+        source="sms" if log.source == "sms" else "page",
+        now=now,
+        program=program,
+        inbound_message_id=inbound_message_id,
+        reply_to=reply_to,
+        language=language,
     )
 
 

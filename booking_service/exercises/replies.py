@@ -26,9 +26,9 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from booking_service.exercises import alerts
+from booking_service.exercises.logging import log_day
 from booking_service.exercises.models import Program
 from booking_service.exercises.programs import local_today
-from booking_service.exercises.sms_log import log_day
 from booking_service.messaging import planning
 from booking_service.patients.models import Patient
 
@@ -113,22 +113,18 @@ def act_on_text(
         log_day(session, program, today, done=True, source="sms", now=now)
         thanks()
         return True
-    base = alerts.baseline(session, program.id, before=today)
-    log_day(session, program, today, pain=pain, source="sms", now=now)
-    why = alerts.pain_jump(pain, base)
-    if why is None:
-        thanks()
-        return True
-    alerts.raise_alert(
+    # A pain jump raises the alert inside log_day (its safety reply answers this phone).
+    logged = log_day(
         session,
-        patient=patient,
-        kind="pain",
-        text=f"Pain jump by text: {why}.",
+        program,
+        today,
+        pain=pain,
         source="sms",
         now=now,
-        program=program,
-        inbound_message_id=inbound_id,
         reply_to=phone,
+        inbound_message_id=inbound_id,
         language=language,
     )
+    if logged.pain_jump is None:
+        thanks()
     return True
