@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from booking_service.console.auth import can_see
+from booking_service import access
+from booking_service.console.auth import actor
 from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot_value, run, slots_by_day
 from booking_service.context import db_session, utcnow
 from booking_service.messaging.queries import messages_of
@@ -30,7 +31,7 @@ def _visible(appointment_id: int) -> Appointment:
     """The appointment, or 404 when there is none or it is another practitioner's (the two are
     not told apart)."""
     appointment = db_session().get(Appointment, appointment_id)
-    if appointment is None or not can_see(appointment):
+    if appointment is None or not access.can_see_appointment(actor(), appointment):
         abort(404)
     return appointment
 

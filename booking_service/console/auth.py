@@ -1,31 +1,27 @@
 """Signing staff in and out of the console (Flask-Login over ``booking_service.staff``), and
-who may see what.
-
-Roles: ``admin`` and ``frontdesk`` (the desk) see and manage everything in the console; a
-``practitioner`` sees only their own appointments (through ``Practitioner.user_id``) and their
-own patients, and cannot act on anyone else's. The inbox and the waitlist are the desk's.
+the console's side of the access policy (``booking_service.access``): every console request is
+checked against the policy table before its view runs (:func:`check_access`).
 """
 
 from __future__ import annotations
 
 import logging
-from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
+from booking_service import access
 from booking_service.clinic.models import Practitioner
 from booking_service.context import db_session, utcnow
-from booking_service.scheduling.models import Appointment
+from booking_service.errors import NotFound
 from booking_service.staff import sessions as staff_sessions
 from booking_service.staff.models import User
 from booking_service.staff.operations import authenticate
 
 log = logging.getLogger(__name__)
 
-DESK_ROLES = frozenset({"admin", "frontdesk"})
 ROLE_LABELS = {"admin": "Admin", "frontdesk": "Front desk", "practitioner": "Practitioner"}
 # Sign-in limits live in the limiter's storage (Redis in production: shared by every process).
 # Per address: every POST counts. Per account: only failed attempts count, so a colleague who
@@ -40,8 +36,6 @@ ACCOUNT_LOGIN_LIMIT_MESSAGE = (
 LOGIN_FAILED = "Email or password is wrong."
 MAX_EMAIL = 254
 MAX_PASSWORD = 1024  # hashing a megabyte-long "password" is work an attacker should not get for free
-# A practitioner account not linked to any Practitioner row sees nothing: no practitioner has id 0.
-NOBODY = 0
 
 
 class StaffIdentity(UserMixin):
@@ -64,8 +58,12 @@ class StaffIdentity(UserMixin):
         return self.session_key
 
     @property
-    def is_desk(self) -> bool:
-        return self.role in DESK_ROLES
+    def actor(self) -> access.Actor:
+        return access.Actor(user_id=self.user_id, role=self.role, practitioner_id=self.practitioner_id)
+
+    def may(self, resource: str, action: str) -> bool:
+        """Whether the policy lets this user do ``action`` on some ``resource`` at all."""
+        return access.allows(self.actor, resource, action)
 
     @property
     def label(self) -> str:
@@ -129,28 +127,40 @@ def require_login():
     return current_app.login_manager.unauthorized()
 
 
-def desk_only(view):
-    """The view is for admin and front-desk staff: 403 for a practitioner."""
+def actor() -> access.Actor:
+    """The policy's view of whoever is asking (anonymous when nobody is signed in)."""
+    return current_user.actor if current_user.is_authenticated else access.ANONYMOUS_ACTOR
 
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not current_user.is_desk:
+
+_FORBIDDEN_MESSAGES = {
+    "settings": (
+        "For admins only",
+        "The clinic's settings are changed by an admin. Ask one if something needs to change.",
+    ),
+    "user": ("For admins only", "Staff accounts are managed by an admin. Ask one if something needs to change."),
+}
+
+
+def check_access():
+    """``before_request`` of the console, after :func:`require_login`: the access policy's answer
+    for this endpoint and its URL's objects. 403 when the role may not, 404 when the object is
+    another practitioner's (as for an id that does not exist)."""
+    try:
+        access.authorize(db_session(), actor(), request.endpoint, request.view_args)
+    except access.Forbidden:
+        rule = access.rule_of(request.endpoint)
+        title, message = _FORBIDDEN_MESSAGES.get(rule[0] if rule else "", (None, None))
+        if title is None:
             abort(403)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def practitioner_scope() -> int | None:
-    """None when the user sees everyone's appointments; else the one practitioner they see."""
-    if current_user.is_desk:
-        return None
-    return current_user.practitioner_id or NOBODY
+        return render_template("staff/error.html", status=403, title=title, message=message), 403
+    except NotFound:
+        abort(404)
+    return None
 
 
-def can_see(appointment: Appointment) -> bool:
-    scope = practitioner_scope()
-    return scope is None or appointment.practitioner_id == scope
+def practitioner_scope(resource: str = "appointment", action: str = "read") -> int | None:
+    """None when the user sees everyone's ``resource``; else the one practitioner whose they see."""
+    return access.practitioner_scope(actor(), resource, action)
 
 
 def login_account_key() -> str:
