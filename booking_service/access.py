@@ -121,7 +121,6 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api.staff_patients": ("patient", "read"),
     "api.staff_patient": ("patient", "read"),
     # --- the console
-    "console.static": ("public", "use"),
     "console.login": ("session", "sign_in"),
     "console.login_code": ("session", "sign_in"),
     "console.logout": ("session", "sign_in"),

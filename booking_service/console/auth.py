@@ -18,7 +18,7 @@ from booking_service.context import db_session, utcnow
 from booking_service.errors import NotFound
 from booking_service.staff import sessions as staff_sessions
 from booking_service.staff.models import User
-from booking_service.staff.operations import authenticate
+from booking_service.staff.operations import authenticate, check_second_factor
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ ACCOUNT_LOGIN_LIMIT_MESSAGE = (
     "Too many failed sign-ins for this account. Wait 15 minutes, or ask an admin to reset the password."
 )
 LOGIN_FAILED = "Email or password is wrong."
+CODE_FAILED = "That code is not right. Type the 6 digits your app shows now, or one of your recovery codes."
+# Between a right password and the code of a two-step sign-in, the session cookie holds only the
+# user's id and email and when the password was given: no access to anything until the code.
+PENDING = "pending_login"
+PENDING_SECONDS = 300
+MAX_CODE = 64
 MAX_EMAIL = 254
 MAX_PASSWORD = 1024  # hashing a megabyte-long "password" is work an attacker should not get for free
 
@@ -122,7 +128,7 @@ def _unauthorized():
 
 def require_login():
     """``before_request`` of the console: every page but the login page needs a signed-in user."""
-    if request.endpoint in ("console.login", "console.static") or current_user.is_authenticated:
+    if request.endpoint in ("console.login", "console.login_code", "console.static") or current_user.is_authenticated:
         return None
     return current_app.login_manager.unauthorized()
 
@@ -165,8 +171,10 @@ def practitioner_scope(resource: str = "appointment", action: str = "read") -> i
 
 def login_account_key() -> str:
     """The per-account limit's key: the email typed, normalised (an unknown email counts too,
-    so the limit tells nothing about which accounts exist)."""
-    return "login-account:" + request.form.get("email", "").strip().lower()[:MAX_EMAIL]
+    so the limit tells nothing about which accounts exist); on the code step, the email whose
+    password was right, so wrong codes count against the same account."""
+    email = request.form.get("email") or session.get(PENDING, {}).get("email", "")
+    return "login-account:" + email.strip().lower()[:MAX_EMAIL]
 
 
 def login_failed(_response) -> bool:
@@ -199,20 +207,52 @@ def login():
         email = request.form.get("email", "").strip()[:MAX_EMAIL]
         password = request.form.get("password", "")[:MAX_PASSWORD]
         user = authenticate(db_session(), email, password) if email and password else None
+        if user is not None and user.totp_enabled:
+            session.clear()
+            session[PENDING] = {"user_id": user.id, "email": user.email, "at": int(utcnow().timestamp())}
+            return redirect(url_for("console.login_code", next=next_url or None))
         if user is not None:
-            with _auth_unit_of_work() as db:
-                key = staff_sessions.start(
-                    db, user.id, now=utcnow(), ip=request.remote_addr, user_agent=request.user_agent.string
-                )
-                identity = _identity(user, _practitioner_id(db, user.id), key)
-            session.clear()  # nothing from before signing in carries over
-            login_user(identity)
-            log.info("staff login: user %s", identity.user_id)
-            return redirect(safe_next(next_url))
+            return _sign_in(user, next_url)
         log.info("staff login failed")
         g.login_failed = True
         error = LOGIN_FAILED
     return render_template("staff/login.html", email=email, error=error, next_url=next_url)
+
+
+def _sign_in(user: User, next_url: str):
+    with _auth_unit_of_work() as db:
+        key = staff_sessions.start(
+            db, user.id, now=utcnow(), ip=request.remote_addr, user_agent=request.user_agent.string
+        )
+        identity = _identity(user, _practitioner_id(db, user.id), key)
+    session.clear()  # nothing from before signing in carries over
+    login_user(identity)
+    log.info("staff login: user %s", identity.user_id)
+    return redirect(safe_next(next_url))
+
+
+def login_code():
+    """The second step of a two-step sign-in: a 6-digit code from the authenticator app, or a
+    recovery code. A wrong code counts against the account's sign-in limit, like a wrong
+    password; the step expires 5 minutes after the password was given."""
+    next_url = request.values.get("next", "")
+    pending = session.get(PENDING)
+    if not isinstance(pending, dict) or utcnow().timestamp() - pending.get("at", 0) > PENDING_SECONDS:
+        session.pop(PENDING, None)
+        flash("Please log in.", "info")
+        return redirect(url_for("console.login", next=next_url or None))
+    error = None
+    if request.method == "POST":
+        code = request.form.get("code", "")[:MAX_CODE]
+        with _auth_unit_of_work() as db:
+            user = db.get(User, pending["user_id"])
+            ok = user is not None and user.active and check_second_factor(db, user, code, now=utcnow())
+        if ok:
+            return _sign_in(user, next_url)
+        log.info("staff login code failed")
+        g.login_failed = True
+        error = CODE_FAILED
+    return render_template("staff/login_code.html", error=error, next_url=next_url)
 
 
 def logout():

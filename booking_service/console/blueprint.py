@@ -13,7 +13,19 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from booking_service import access
-from booking_service.console import appointments, auth, booking, inbox, patients, schedule, settings, waitlist
+from booking_service.console import (
+    account,
+    appointments,
+    auth,
+    booking,
+    inbox,
+    patients,
+    schedule,
+    settings,
+    tokens,
+    users,
+    waitlist,
+)
 from booking_service.console.common import (
     STATUS_LABELS,
     asset_url,
@@ -44,6 +56,7 @@ account_limit = limiter.limit(
 
 # --- signing in and out --------------------------------------------------------------------------
 bp.add_url_rule("/login", "login", address_limit(account_limit(auth.login)), methods=["GET", "POST"])
+bp.add_url_rule("/login/code", "login_code", address_limit(account_limit(auth.login_code)), methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", auth.logout, methods=["POST"])
 # --- the schedule ----------------------------------------------------------------------------------
 bp.add_url_rule("/", "day", schedule.day)
@@ -79,6 +92,19 @@ bp.add_url_rule("/closures", "closure_add", settings.closure_add, methods=["POST
 bp.add_url_rule("/closures/<int:closure_id>/remove", "closure_remove", settings.closure_remove, methods=["POST"])
 bp.add_url_rule("/settings", "settings", settings.policy, methods=["GET", "POST"])
 
+# --- the staff themselves: own account and tokens; accounts for admins ------------------------------
+bp.add_url_rule("/account", "account", account.show)
+bp.add_url_rule("/account/totp/start", "totp_start", account.totp_start, methods=["POST"])
+bp.add_url_rule("/account/totp/confirm", "totp_confirm", account.totp_confirm, methods=["POST"])
+bp.add_url_rule("/account/totp/disable", "totp_disable", account.totp_disable, methods=["POST"])
+bp.add_url_rule("/tokens", "tokens", tokens.index)
+bp.add_url_rule("/tokens", "token_create", tokens.create, methods=["POST"])
+bp.add_url_rule("/tokens/<int:token_id>/revoke", "token_revoke", tokens.revoke, methods=["POST"])
+bp.add_url_rule("/users", "users", users.index)
+bp.add_url_rule("/users", "user_create", users.create, methods=["POST"])
+bp.add_url_rule("/users/<int:user_id>", "user", users.show)
+bp.add_url_rule("/users/<int:user_id>", "user_update", users.update, methods=["POST"])
+bp.add_url_rule("/users/<int:user_id>/password", "user_password", users.password, methods=["POST"])
 
 bp.before_request(auth.require_login)
 bp.before_request(auth.check_access)
