@@ -371,16 +371,16 @@ def test_deactivation_role_change_and_password_reset_sign_the_user_out_and_revok
             reset = admin.post(f"/staff/users/{desk_id}/password", data={"password": "another-long-one"})
             assert reset.status_code == 200
         else:
-            assert admin.post(f"/staff/users/{desk_id}", data=action).status_code == 302
+            assert admin.post(f"/staff/users/{desk_id}/change", data=action).status_code == 302
         assert "/staff/login" in signed_in.get("/staff/").headers["Location"], action
         assert console_app.test_client().get("/api/v1/appointments", headers=bearer(token)).status_code == 401
 
 
 def test_the_last_admin_can_neither_deactivate_nor_demote_themselves(admin, database):
     admin_id = _user_id(database, "admin@example.com")
-    admin.post(f"/staff/users/{admin_id}", data={"action": "deactivate"})
+    admin.post(f"/staff/users/{admin_id}/change", data={"action": "deactivate"})
     assert "last active admin" in flashed(admin)
-    admin.post(f"/staff/users/{admin_id}", data={"action": "role", "role": "frontdesk"})
+    admin.post(f"/staff/users/{admin_id}/change", data={"action": "role", "role": "frontdesk"})
     assert "last active admin" in flashed(admin)
     with database.unit_of_work() as s:
         user = s.get(User, admin_id)
@@ -396,7 +396,7 @@ def test_an_admin_links_a_practitioner_login_which_then_sees_that_practitioners_
     dan = console_app.test_client()
     login(dan, "dan@example.com")
     assert dan.get(f"/staff/appointments/{theirs}").status_code == 404
-    admin.post(f"/staff/users/{dan_id}", data={"action": "link", "practitioner": clinic.practitioner_ids[1]})
+    admin.post(f"/staff/users/{dan_id}/change", data={"action": "link", "practitioner": clinic.practitioner_ids[1]})
     with database.unit_of_work() as s:
         assert s.get(Practitioner, clinic.practitioner_ids[1]).user_id == dan_id
     login(dan, "dan@example.com")

@@ -103,7 +103,7 @@ bp.add_url_rule("/tokens/<int:token_id>/revoke", "token_revoke", tokens.revoke, 
 bp.add_url_rule("/users", "users", users.index)
 bp.add_url_rule("/users", "user_create", users.create, methods=["POST"])
 bp.add_url_rule("/users/<int:user_id>", "user", users.show)
-bp.add_url_rule("/users/<int:user_id>", "user_update", users.update, methods=["POST"])
+bp.add_url_rule("/users/<int:user_id>/change", "user_update", users.update, methods=["POST"])
 bp.add_url_rule("/users/<int:user_id>/password", "user_password", users.password, methods=["POST"])
 
 bp.before_request(auth.require_login)
