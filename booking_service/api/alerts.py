@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from flask import g
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
-from booking_service.api.auth import staff_required
+from booking_service import access
+from booking_service.api.auth import actor, staff_required
 from booking_service.api.blueprint import bp, documented_errors
 from booking_service.api.schemas import MAX_ID
-from booking_service.clinic.models import Practitioner
 from booking_service.context import db_session
 from booking_service.db import utcnow
 from booking_service.exercises import alerts
@@ -19,7 +18,6 @@ from booking_service.exercises.models import ALERT_KINDS, ALERT_STATUSES
 
 _ID = f"int(max={MAX_ID})"
 STATUS_FILTERS = (*ALERT_STATUSES, "all")
-NOBODY = 0  # a practitioner login linked to no practitioner sees nothing
 
 
 class AlertQuerySchema(Schema):
@@ -44,12 +42,8 @@ class AlertListSchema(Schema):
 
 
 def _scope() -> int | None:
-    """None for the desk (admin, front desk); else the practitioner the token's user is."""
-    user = g.staff_user
-    if user.role != "practitioner":
-        return None
-    found = db_session().scalar(select(Practitioner.id).where(Practitioner.user_id == user.id).limit(1))
-    return found or NOBODY
+    """None for the desk; else the practitioner the token's user is (the access policy's rule)."""
+    return access.practitioner_scope(actor(), "alert", "read")
 
 
 def _alert(alert) -> dict:

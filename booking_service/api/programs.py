@@ -9,10 +9,10 @@ unknown id).
 from __future__ import annotations
 
 from flask import g
-from sqlalchemy import select
 
+from booking_service import access
 from booking_service.api import queries, serializers
-from booking_service.api.auth import staff_required
+from booking_service.api.auth import actor, staff_required
 from booking_service.api.blueprint import bp, documented_errors
 from booking_service.api.schemas import (
     MAX_ID,
@@ -22,7 +22,6 @@ from booking_service.api.schemas import (
     ProgramInSchema,
     ProgramSchema,
 )
-from booking_service.clinic.models import Practitioner
 from booking_service.context import db_session, settings
 from booking_service.db import utcnow
 from booking_service.errors import PRACTITIONER_NOT_YOURS, NotFound, ValidationFailed
@@ -39,20 +38,12 @@ from booking_service.exercises.programs import (
 from booking_service.scheduling.queries import is_patient_of
 
 _ID = f"int(max={MAX_ID})"
-DESK_ROLES = ("admin", "frontdesk")
-NOBODY = 0  # a practitioner login linked to no practitioner sees nothing
 
 
 def _practitioner_scope() -> int | None:
-    """None when the token's user sees everyone; else the one practitioner they act as.
-    (The console's rule, ``console.auth.practitioner_scope``, for a token's user.)"""
-    user = g.staff_user
-    if user.role in DESK_ROLES:
-        return None
-    found = db_session().scalar(
-        select(Practitioner.id).where(Practitioner.user_id == user.id).order_by(Practitioner.id).limit(1)
-    )
-    return found or NOBODY
+    """None when the token's user sees every program; else the one practitioner they act as
+    (the access policy's rule, as in the console)."""
+    return access.practitioner_scope(actor(), "program", "read")
 
 
 def _url(program) -> str:

@@ -1,13 +1,17 @@
 """Staff endpoints (Bearer token): the day's appointments, one appointment with the patient's
-contact details and intake, status changes, the messages of an appointment, patients."""
+contact details and intake, status changes, the messages of an appointment, patients.
+
+Access is the policy's (``booking_service.access``, applied by ``staff_required``): a token acts
+with its user's role; a practitioner's lists hold only their own appointments and patients.
+"""
 
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from booking_service import audit
+from booking_service import access, audit
 from booking_service.api import queries, serializers
-from booking_service.api.auth import staff_required
+from booking_service.api.auth import actor, staff_required
 from booking_service.api.blueprint import bp, documented_errors
 from booking_service.api.schemas import (
     MAX_ID,
@@ -28,7 +32,7 @@ from booking_service.errors import NotFound
 from booking_service.messaging.queries import messages_of
 from booking_service.patients.queries import opted_out_phones, search_patients
 from booking_service.scheduling.operations import appointments_on
-from booking_service.scheduling.queries import appointments_of
+from booking_service.scheduling.queries import appointments_of, patients_of
 from booking_service.usecases.booking import set_status
 
 _ID = f"int(max={MAX_ID})"
@@ -60,13 +64,17 @@ def staff_appointments(args):
             )
         zone_name = location.timezone
     day = args.get("date") or utcnow().astimezone(ZoneInfo(zone_name)).date()
-    found = appointments_on(
-        session,
-        day,
-        location_id=args.get("location_id"),
-        practitioner_id=args.get("practitioner_id"),
-        tz_name=zone_name,
-    )
+    practitioner_id = args.get("practitioner_id")
+    scope = access.practitioner_scope(actor(), "schedule", "read")
+    found = []
+    if scope is None or practitioner_id in (None, scope):  # another practitioner's day: nothing
+        found = appointments_on(
+            session,
+            day,
+            location_id=args.get("location_id"),
+            practitioner_id=practitioner_id if scope is None else scope,
+            tz_name=zone_name,
+        )
     return {"date": day, "timezone": zone_name, "appointments": [serializers.staff_appointment(a) for a in found]}
 
 
@@ -130,7 +138,14 @@ def staff_messages(appointment_id):
 def staff_patients(args):
     """Search patients by part of a name, an email or a phone number (any format)"""
     session = db_session()
-    found = search_patients(session, args["q"], country=get_clinic(session).country, limit=args["limit"])
+    scope = access.practitioner_scope(actor(), "patient", "read")
+    found = search_patients(
+        session,
+        args["q"],
+        country=get_clinic(session).country,
+        limit=args["limit"],
+        among=patients_of(scope) if scope is not None else None,
+    )
     opted_out = opted_out_phones(session, [p.phone for p in found])
     audit.record(session, "patient.search", "patient", None, {"surface": "api", "listed": [p.id for p in found]})
     return {"patients": [serializers.patient(p, opted_out=p.phone in opted_out) for p in found]}
@@ -148,5 +163,10 @@ def staff_patient(patient_id):
     opted_out = opted_out_phones(session, [patient.phone])
     return {
         **serializers.patient(patient, opted_out=patient.phone in opted_out),
-        "appointments": [serializers.staff_appointment(a) for a in appointments_of(session, patient.id)],
+        "appointments": [
+            serializers.staff_appointment(a)
+            for a in appointments_of(
+                session, patient.id, practitioner_id=access.practitioner_scope(actor(), "appointment", "read")
+            )
+        ],
     }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from booking_service import audit
+from booking_service import access, audit
 from booking_service.console import programs
-from booking_service.console.auth import can_see
+from booking_service.console.auth import actor
 from booking_service.console.common import RED_FLAG_LABELS, fmt_when, parse_slot_value, run, slots_by_day
 from booking_service.console.progress import summary_for_patient
 from booking_service.context import db_session, utcnow
@@ -33,7 +33,7 @@ def _visible(appointment_id: int) -> Appointment:
     """The appointment, or 404 when there is none or it is another practitioner's (the two are
     not told apart)."""
     appointment = db_session().get(Appointment, appointment_id)
-    if appointment is None or not can_see(appointment):
+    if appointment is None or not access.can_see_appointment(actor(), appointment):
         abort(404)
     return appointment
 

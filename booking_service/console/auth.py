@@ -1,31 +1,27 @@
 """Signing staff in and out of the console (Flask-Login over ``booking_service.staff``), and
-who may see what.
-
-Roles: ``admin`` and ``frontdesk`` (the desk) see and manage everything in the console; a
-``practitioner`` sees only their own appointments (through ``Practitioner.user_id``) and their
-own patients, and cannot act on anyone else's. The inbox and the waitlist are the desk's.
+the console's side of the access policy (``booking_service.access``): every console request is
+checked against the policy table before its view runs (:func:`check_access`).
 """
 
 from __future__ import annotations
 
 import logging
-from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
+from booking_service import access
 from booking_service.clinic.models import Practitioner
 from booking_service.context import db_session, utcnow
-from booking_service.scheduling.models import Appointment
+from booking_service.errors import NotFound
 from booking_service.staff import sessions as staff_sessions
 from booking_service.staff.models import User
-from booking_service.staff.operations import authenticate
+from booking_service.staff.operations import authenticate, check_second_factor
 
 log = logging.getLogger(__name__)
 
-DESK_ROLES = frozenset({"admin", "frontdesk"})
 ROLE_LABELS = {"admin": "Admin", "frontdesk": "Front desk", "practitioner": "Practitioner"}
 # Sign-in limits live in the limiter's storage (Redis in production: shared by every process).
 # Per address: every POST counts. Per account: only failed attempts count, so a colleague who
@@ -38,10 +34,14 @@ ACCOUNT_LOGIN_LIMIT_MESSAGE = (
     "Too many failed sign-ins for this account. Wait 15 minutes, or ask an admin to reset the password."
 )
 LOGIN_FAILED = "Email or password is wrong."
+CODE_FAILED = "That code is not right. Type the 6 digits your app shows now, or one of your recovery codes."
+# Between a right password and the code of a two-step sign-in, the session cookie holds only the
+# user's id and email and when the password was given: no access to anything until the code.
+PENDING = "pending_login"
+PENDING_SECONDS = 300
+MAX_CODE = 64
 MAX_EMAIL = 254
 MAX_PASSWORD = 1024  # hashing a megabyte-long "password" is work an attacker should not get for free
-# A practitioner account not linked to any Practitioner row sees nothing: no practitioner has id 0.
-NOBODY = 0
 
 
 class StaffIdentity(UserMixin):
@@ -64,8 +64,12 @@ class StaffIdentity(UserMixin):
         return self.session_key
 
     @property
-    def is_desk(self) -> bool:
-        return self.role in DESK_ROLES
+    def actor(self) -> access.Actor:
+        return access.Actor(user_id=self.user_id, role=self.role, practitioner_id=self.practitioner_id)
+
+    def may(self, resource: str, action: str) -> bool:
+        """Whether the policy lets this user do ``action`` on some ``resource`` at all."""
+        return access.allows(self.actor, resource, action)
 
     @property
     def label(self) -> str:
@@ -124,39 +128,53 @@ def _unauthorized():
 
 def require_login():
     """``before_request`` of the console: every page but the login page needs a signed-in user."""
-    if request.endpoint in ("console.login", "console.static") or current_user.is_authenticated:
+    if request.endpoint in ("console.login", "console.login_code", "console.static") or current_user.is_authenticated:
         return None
     return current_app.login_manager.unauthorized()
 
 
-def desk_only(view):
-    """The view is for admin and front-desk staff: 403 for a practitioner."""
+def actor() -> access.Actor:
+    """The policy's view of whoever is asking (anonymous when nobody is signed in)."""
+    return current_user.actor if current_user.is_authenticated else access.ANONYMOUS_ACTOR
 
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not current_user.is_desk:
+
+_FORBIDDEN_MESSAGES = {
+    "settings": (
+        "For admins only",
+        "The clinic's settings are changed by an admin. Ask one if something needs to change.",
+    ),
+    "user": ("For admins only", "Staff accounts are managed by an admin. Ask one if something needs to change."),
+}
+
+
+def check_access():
+    """``before_request`` of the console, after :func:`require_login`: the access policy's answer
+    for this endpoint and its URL's objects. 403 when the role may not, 404 when the object is
+    another practitioner's (as for an id that does not exist)."""
+    try:
+        access.authorize(db_session(), actor(), request.endpoint, request.view_args)
+    except access.Forbidden:
+        rule = access.rule_of(request.endpoint)
+        title, message = _FORBIDDEN_MESSAGES.get(rule[0] if rule else "", (None, None))
+        if title is None:
             abort(403)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def practitioner_scope() -> int | None:
-    """None when the user sees everyone's appointments; else the one practitioner they see."""
-    if current_user.is_desk:
-        return None
-    return current_user.practitioner_id or NOBODY
+        return render_template("staff/error.html", status=403, title=title, message=message), 403
+    except NotFound:
+        abort(404)
+    return None
 
 
-def can_see(appointment: Appointment) -> bool:
-    scope = practitioner_scope()
-    return scope is None or appointment.practitioner_id == scope
+def practitioner_scope(resource: str = "appointment", action: str = "read") -> int | None:
+    """None when the user sees everyone's ``resource``; else the one practitioner whose they see."""
+    return access.practitioner_scope(actor(), resource, action)
 
 
 def login_account_key() -> str:
     """The per-account limit's key: the email typed, normalised (an unknown email counts too,
-    so the limit tells nothing about which accounts exist)."""
-    return "login-account:" + request.form.get("email", "").strip().lower()[:MAX_EMAIL]
+    so the limit tells nothing about which accounts exist); on the code step, the email whose
+    password was right, so wrong codes count against the same account."""
+    email = request.form.get("email") or session.get(PENDING, {}).get("email", "")
+    return "login-account:" + email.strip().lower()[:MAX_EMAIL]
 
 
 def login_failed(_response) -> bool:
@@ -189,20 +207,52 @@ def login():
         email = request.form.get("email", "").strip()[:MAX_EMAIL]
         password = request.form.get("password", "")[:MAX_PASSWORD]
         user = authenticate(db_session(), email, password) if email and password else None
+        if user is not None and user.totp_enabled:
+            session.clear()
+            session[PENDING] = {"user_id": user.id, "email": user.email, "at": int(utcnow().timestamp())}
+            return redirect(url_for("console.login_code", next=next_url or None))
         if user is not None:
-            with _auth_unit_of_work() as db:
-                key = staff_sessions.start(
-                    db, user.id, now=utcnow(), ip=request.remote_addr, user_agent=request.user_agent.string
-                )
-                identity = _identity(user, _practitioner_id(db, user.id), key)
-            session.clear()  # nothing from before signing in carries over
-            login_user(identity)
-            log.info("staff login: user %s", identity.user_id)
-            return redirect(safe_next(next_url))
+            return _sign_in(user, next_url)
         log.info("staff login failed")
         g.login_failed = True
         error = LOGIN_FAILED
     return render_template("staff/login.html", email=email, error=error, next_url=next_url)
+
+
+def _sign_in(user: User, next_url: str):
+    with _auth_unit_of_work() as db:
+        key = staff_sessions.start(
+            db, user.id, now=utcnow(), ip=request.remote_addr, user_agent=request.user_agent.string
+        )
+        identity = _identity(user, _practitioner_id(db, user.id), key)
+    session.clear()  # nothing from before signing in carries over
+    login_user(identity)
+    log.info("staff login: user %s", identity.user_id)
+    return redirect(safe_next(next_url))
+
+
+def login_code():
+    """The second step of a two-step sign-in: a 6-digit code from the authenticator app, or a
+    recovery code. A wrong code counts against the account's sign-in limit, like a wrong
+    password; the step expires 5 minutes after the password was given."""
+    next_url = request.values.get("next", "")
+    pending = session.get(PENDING)
+    if not isinstance(pending, dict) or utcnow().timestamp() - pending.get("at", 0) > PENDING_SECONDS:
+        session.pop(PENDING, None)
+        flash("Please log in.", "info")
+        return redirect(url_for("console.login", next=next_url or None))
+    error = None
+    if request.method == "POST":
+        code = request.form.get("code", "")[:MAX_CODE]
+        with _auth_unit_of_work() as db:
+            user = db.get(User, pending["user_id"])
+            ok = user is not None and user.active and check_second_factor(db, user, code, now=utcnow())
+        if ok:
+            return _sign_in(user, next_url)
+        log.info("staff login code failed")
+        g.login_failed = True
+        error = CODE_FAILED
+    return render_template("staff/login_code.html", error=error, next_url=next_url)
 
 
 def logout():

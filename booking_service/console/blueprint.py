@@ -12,7 +12,9 @@ from flask import Blueprint, Flask, render_template
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
+from booking_service import access
 from booking_service.console import (
+    account,
     alerts,
     appointments,
     auth,
@@ -23,11 +25,12 @@ from booking_service.console import (
     progress,
     schedule,
     settings,
+    tokens,
+    users,
     waitlist,
 )
 from booking_service.console.audit import export as audit_csv
 from booking_service.console.audit import index as audit_index
-from booking_service.console.auth import desk_only
 from booking_service.console.common import (
     STATUS_LABELS,
     asset_url,
@@ -61,6 +64,7 @@ account_limit = limiter.limit(
 
 # --- signing in and out --------------------------------------------------------------------------
 bp.add_url_rule("/login", "login", address_limit(account_limit(auth.login)), methods=["GET", "POST"])
+bp.add_url_rule("/login/code", "login_code", address_limit(account_limit(auth.login_code)), methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", auth.logout, methods=["POST"])
 # --- the schedule ----------------------------------------------------------------------------------
 bp.add_url_rule("/", "day", schedule.day)
@@ -78,7 +82,7 @@ bp.add_url_rule("/book", "book_submit", booking.submit, methods=["POST"])
 # --- patients ------------------------------------------------------------------------------------
 bp.add_url_rule("/patients", "patients", patients.search)
 bp.add_url_rule("/patients/<int:patient_id>", "patient", patients.show)
-bp.add_url_rule("/patients/<int:patient_id>/merge", "patient_merge", desk_only(patients.merge), methods=["POST"])
+bp.add_url_rule("/patients/<int:patient_id>/merge", "patient_merge", patients.merge, methods=["POST"])
 # --- the exercise library and home exercise programs ---------------------------------------------
 bp.add_url_rule("/exercises", "exercises", programs.exercises)
 bp.add_url_rule("/exercises/new", "exercise_new", programs.exercise_form, methods=["GET", "POST"])
@@ -87,45 +91,50 @@ bp.add_url_rule("/patients/<int:patient_id>/programs/new", "program_new", progra
 bp.add_url_rule("/programs/<int:program_id>", "program", programs.show)
 bp.add_url_rule("/programs/<int:program_id>/revise", "program_revise", programs.revise, methods=["GET", "POST"])
 bp.add_url_rule("/programs/<int:program_id>/action", "program_action", programs.act, methods=["POST"])
-# --- the desk's inbox and waitlist ---------------------------------------------------------------
-bp.add_url_rule("/inbox", "inbox", desk_only(inbox.index))
-bp.add_url_rule("/inbox/<int:message_id>/handled", "inbox_handled", desk_only(inbox.handled), methods=["POST"])
-bp.add_url_rule("/inbox/<int:message_id>/opt-out", "inbox_opt_out", desk_only(inbox.opt_out), methods=["POST"])
-bp.add_url_rule("/waitlist", "waitlist", desk_only(waitlist.index))
-bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", desk_only(waitlist.offered), methods=["POST"])
-bp.add_url_rule("/waitlist/<int:entry_id>/offer", "waitlist_offer", desk_only(waitlist.send_offer), methods=["POST"])
-bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", desk_only(waitlist.remove), methods=["POST"])
+# --- the desk's inbox and waitlist (who may use each route: booking_service.access.ENDPOINTS) -----
+bp.add_url_rule("/inbox", "inbox", inbox.index)
+bp.add_url_rule("/inbox/<int:message_id>/handled", "inbox_handled", inbox.handled, methods=["POST"])
+bp.add_url_rule("/inbox/<int:message_id>/opt-out", "inbox_opt_out", inbox.opt_out, methods=["POST"])
+bp.add_url_rule("/waitlist", "waitlist", waitlist.index)
+bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", waitlist.offered, methods=["POST"])
+bp.add_url_rule("/waitlist/<int:entry_id>/offer", "waitlist_offer", waitlist.send_offer, methods=["POST"])
+bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", waitlist.remove, methods=["POST"])
+# --- schedule and settings (hours: practitioners view their own; saving is the desk's) ------------
+bp.add_url_rule("/hours", "hours", settings.hours)
+bp.add_url_rule("/hours", "hours_save", settings.hours_save, methods=["POST"])
+bp.add_url_rule("/time-off", "time_off", settings.time_off)
+bp.add_url_rule("/time-off", "time_off_add", settings.time_off_add, methods=["POST"])
+bp.add_url_rule("/time-off/<int:time_off_id>/remove", "time_off_remove", settings.time_off_remove, methods=["POST"])
+bp.add_url_rule("/closures", "closure_add", settings.closure_add, methods=["POST"])
+bp.add_url_rule("/closures/<int:closure_id>/remove", "closure_remove", settings.closure_remove, methods=["POST"])
+bp.add_url_rule("/settings", "settings", settings.policy, methods=["GET", "POST"])
 # --- home exercise programs: alerts (desk and the patient's practitioner) and progress -----------
 bp.add_url_rule("/alerts", "alerts", alerts.index)
 bp.add_url_rule("/alerts/<int:alert_id>/acknowledge", "alert_acknowledge", alerts.acknowledge, methods=["POST"])
 bp.add_url_rule("/progress", "progress", progress.index)
 bp.add_url_rule("/progress/<int:program_id>", "program_progress", progress.show)
-# --- schedule and settings (hours: practitioners view their own; saving is the desk's) ------------
-bp.add_url_rule("/hours", "hours", settings.hours)
-bp.add_url_rule("/hours", "hours_save", settings.hours_save, methods=["POST"])
-bp.add_url_rule("/time-off", "time_off", desk_only(settings.time_off))
-bp.add_url_rule("/time-off", "time_off_add", desk_only(settings.time_off_add), methods=["POST"])
-bp.add_url_rule(
-    "/time-off/<int:time_off_id>/remove", "time_off_remove", desk_only(settings.time_off_remove), methods=["POST"]
-)
-bp.add_url_rule("/closures", "closure_add", desk_only(settings.closure_add), methods=["POST"])
-bp.add_url_rule(
-    "/closures/<int:closure_id>/remove", "closure_remove", desk_only(settings.closure_remove), methods=["POST"]
-)
-bp.add_url_rule("/settings", "settings", settings.admin_only(settings.policy), methods=["GET", "POST"])
 # --- the audit trail, a patient's data (export: the desk; erase and the trail: admins) ------------
-bp.add_url_rule("/audit", "audit", settings.admin_only(audit_index))
-bp.add_url_rule("/audit.csv", "audit_csv", settings.admin_only(audit_csv))
-bp.add_url_rule("/patients/<int:patient_id>/export", "patient_export", desk_only(export_patient_data), methods=["POST"])
-bp.add_url_rule(
-    "/patients/<int:patient_id>/erase",
-    "patient_erase",
-    settings.admin_only(erase_patient_data),
-    methods=["GET", "POST"],
-)
+bp.add_url_rule("/audit", "audit", audit_index)
+bp.add_url_rule("/audit.csv", "audit_csv", audit_csv)
+bp.add_url_rule("/patients/<int:patient_id>/export", "patient_export", export_patient_data, methods=["POST"])
+bp.add_url_rule("/patients/<int:patient_id>/erase", "patient_erase", erase_patient_data, methods=["GET", "POST"])
 
+# --- the staff themselves: own account and tokens; accounts for admins ------------------------------
+bp.add_url_rule("/account", "account", account.show)
+bp.add_url_rule("/account/totp/start", "totp_start", account.totp_start, methods=["POST"])
+bp.add_url_rule("/account/totp/confirm", "totp_confirm", account.totp_confirm, methods=["POST"])
+bp.add_url_rule("/account/totp/disable", "totp_disable", account.totp_disable, methods=["POST"])
+bp.add_url_rule("/tokens", "tokens", tokens.index)
+bp.add_url_rule("/tokens", "token_create", tokens.create, methods=["POST"])
+bp.add_url_rule("/tokens/<int:token_id>/revoke", "token_revoke", tokens.revoke, methods=["POST"])
+bp.add_url_rule("/users", "users", users.index)
+bp.add_url_rule("/users", "user_create", users.create, methods=["POST"])
+bp.add_url_rule("/users/<int:user_id>", "user", users.show)
+bp.add_url_rule("/users/<int:user_id>/change", "user_update", users.update, methods=["POST"])
+bp.add_url_rule("/users/<int:user_id>/password", "user_password", users.password, methods=["POST"])
 
 bp.before_request(auth.require_login)
+bp.before_request(auth.check_access)
 
 
 def register_console(app: Flask) -> None:
@@ -155,7 +164,7 @@ def _headers(response):
 @bp.context_processor
 def _template_helpers():
     clinic = clinic_or_none()
-    show_inbox = current_user.is_authenticated and current_user.is_desk
+    show_inbox = current_user.is_authenticated and current_user.may("inbox", "read")
     return {
         "clinic_name": clinic.name if clinic else "Clinic",
         "inbox_count": count_replies_needing_staff(db_session()) if show_inbox else 0,
@@ -169,14 +178,21 @@ def _template_helpers():
         "display_phone": display_phone,
         "slot_value": slot_value,
         "status_labels": STATUS_LABELS,
+        "may": _may,
     }
+
+
+def _may(endpoint: str) -> bool:
+    """Whether the signed-in user may open ``endpoint`` (the navigation shows only those)."""
+    rule = access.rule_of(endpoint)
+    return current_user.is_authenticated and rule is not None and current_user.may(*rule)
 
 
 # --- error pages (the console's own; the patient pages and the API keep theirs) -----------------
 
 _ERRORS = {
     400: ("Something in that request was not right", "Go back, reload the page and try again."),
-    403: ("Not for your role", "This page is for the front desk. Ask an admin if you need it."),
+    403: ("Not for your role", "Your role does not give access to this page. Ask an admin if you need it."),
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Not allowed", "That address does not take this kind of request."),
     429: ("Too many attempts", "Please wait a minute before trying again."),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from booking_service.clinic.queries import active_services, practitioners_for
 from booking_service.console.auth import practitioner_scope
@@ -130,7 +129,7 @@ def _render(choice: dict, *, values: dict, errors: dict, error: str | None, stat
             later=choice["first_day"] + timedelta(days=SEARCH_DAYS),
             default_language=clinic.default_language if clinic else "en",
             search_days=SEARCH_DAYS,
-            is_practitioner=not current_user.is_desk,
+            is_practitioner=practitioner_scope("appointment", "book") is not None,
         ),
         status,
     )

@@ -62,7 +62,7 @@ def show(patient_id: int):
         abort(404)
     audit.record(session, "patient.view", "patient", patient.id, {"surface": "console"})
     clinic = clinic_or_none()
-    desk = scope is None and getattr(current_user, "is_desk", False)
+    desk = current_user.may("patient", "merge")
     return render_template(
         "staff/patient.html",
         nav="patients",

@@ -42,7 +42,6 @@ from booking_service.scheduling.models import Appointment
 from booking_service.scheduling.queries import is_patient_of
 
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-LIBRARY_EDITORS = ("admin", "practitioner")
 MAX_QUERY = 100
 MAX_NOTE = 2000
 DEFAULT_TIME = time(18, 0)
@@ -76,7 +75,7 @@ def _visible_program(program_id: int):
 
 
 def _library_editor() -> None:
-    if current_user.role not in LIBRARY_EDITORS:
+    if not current_user.may("exercise", "change"):
         abort(403)
 
 
@@ -91,7 +90,7 @@ def exercises():
         nav="exercises",
         query=query,
         exercises=found,
-        can_edit=current_user.role in LIBRARY_EDITORS,
+        can_edit=current_user.may("exercise", "change"),
     )
 
 

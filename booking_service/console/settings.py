@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
-from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -46,19 +45,6 @@ MAX_RULES = 10
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})(?::00)?$")
 _INT = re.compile(r"^-?\d{1,6}$")
 _NUMBER = re.compile(r"^\d{1,4}(?:\.\d{1,2})?$")
-
-
-def admin_only(view):
-    """The view is for admins: a 403 page for everyone else."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if current_user.role != "admin":
-            message = "The clinic's settings are changed by an admin. Ask one if something needs to change."
-            return render_template("staff/error.html", status=403, title="For admins only", message=message), 403
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _parse_time(raw: str | None) -> time | None:
@@ -178,7 +164,7 @@ def _render_hours(practitioner, choices, *, posted=None, status=200):
             choices=choices,
             forms=forms,
             weekdays=WEEKDAYS,
-            can_edit=current_user.is_desk,
+            can_edit=current_user.may("hours", "change"),
             error=posted[3] if posted else None,
         ),
         status,
@@ -193,8 +179,6 @@ def hours():
 
 def hours_save():
     """POST: replace the practitioner's hours at one location (desk only)."""
-    if not current_user.is_desk:
-        abort(403)
     form = request.form
     wanted = parse_int(form.get("practitioner"))
     practitioner, choices = _practitioner_to_show(wanted)

@@ -1,7 +1,7 @@
 """audit trail (append-only, enforced by triggers); patients.erased_at
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 09:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import booking_service.db
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
