@@ -9,7 +9,7 @@ practitioner 1), front desk, admin. Time is frozen (``tests.console_fixtures``).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pyotp
 import pytest
@@ -17,6 +17,8 @@ from flask import url_for
 
 from booking_service import access
 from booking_service.clinic.models import Practitioner
+from booking_service.exercises.models import Alert, Exercise
+from booking_service.exercises.programs import ItemSpec, create_program
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.staff.models import ApiToken, User
@@ -98,7 +100,39 @@ def world(console_app, database, clinic, users, daniel, tokens, booked):
         create_api_token(s, "maya@example.com", now=NOW)
         spare_token = s.query(ApiToken).order_by(ApiToken.id.desc()).first().id
         spare_user, _ = create_user(s, "spare@example.com", role="frontdesk", password=PASSWORD)
+        exercise = Exercise(
+            key="bridge", name_en="Bridge", name_fr="Pont", instructions_en="Lift.", instructions_fr="Levez."
+        )
+        s.add(exercise)
+        s.flush()
+        program = create_program(
+            s,
+            patient_id=a_patient,
+            practitioner_id=clinic.practitioner_ids[0],
+            location_id=clinic.location_id,
+            items=[ItemSpec(exercise.id)],
+            days=[0, 2, 4],
+            time_of_day=time(18),
+            start=date(2026, 11, 23),
+            secret_key=SECRET,
+            now=NOW,
+        )
+        alert = Alert(
+            patient_id=a_patient,
+            program_id=program.id,
+            practitioner_id=clinic.practitioner_ids[0],
+            kind="pain",
+            source="sms",
+            text="Pain jump by text.",
+            created_at=NOW,
+        )
+        s.add(alert)
+        s.flush()
         values = {
+            "program_id": program.id,
+            "alert_id": alert.id,
+            "exercise_id": exercise.id,
+            "item_id": program.current.items[0].id,
             "appointment_id": a_appointment,
             "patient_id": a_patient,
             "token_id": spare_token,
@@ -117,7 +151,13 @@ def world(console_app, database, clinic, users, daniel, tokens, booked):
 
 # Which actor owns each object the world gives an id for: test data, not policy. The policy's
 # list of ownership checks must match it, so a new kind of owned object needs a row here.
-OWNED_BY = {"appointment_id": "practitioner_a", "patient_id": "practitioner_a", "token_id": "practitioner_a"}
+OWNED_BY = {
+    "appointment_id": "practitioner_a",
+    "patient_id": "practitioner_a",
+    "token_id": "practitioner_a",
+    "program_id": "practitioner_a",
+    "alert_id": "practitioner_a",
+}
 
 
 def _expected(endpoint: str, actor: str, args: list[str]) -> str:

@@ -53,7 +53,7 @@ def staff_required(blueprint):
         @wraps(view)
         def wrapper(*args, **kwargs):
             token = _bearer_token()
-            actor = None
+            actor = user = None
             if token:
                 with database().unit_of_work() as session:
                     user = user_for_token(session, token, now=utcnow())
@@ -65,6 +65,7 @@ def staff_required(blueprint):
                 raise Unauthorized("Send a valid staff API token: Authorization: Bearer <token>.")
             access.authorize(db_session(), actor, request.endpoint, request.view_args)
             g.actor = actor
+            g.staff_user = user  # the token's user (detached, its columns loaded): who acts, for the audit trail
             return view(*args, **kwargs)
 
         documented = blueprint.alt_response(401, response="UNAUTHORIZED")(wrapper)
