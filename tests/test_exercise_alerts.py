@@ -401,8 +401,8 @@ def test_a_practitioner_sees_only_their_own_patients_alerts(database, app, users
     login(physio, "maya@example.com")
     page = physio.get("/staff/alerts").get_data(as_text=True)
     assert "Mine Silva" in page and "Theirs Silva" not in page
-    assert physio.post(f"/staff/alerts/{theirs.id}/acknowledge").status_code == 302
-    assert len(open_alerts(database)) == 2  # refused (flashed), nothing changed
+    assert physio.post(f"/staff/alerts/{theirs.id}/acknowledge").status_code == 404  # the policy: not theirs
+    assert len(open_alerts(database)) == 2
 
 
 # --------------------------------------------------------------------------- practitioner view

@@ -59,8 +59,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_patient_id", ["patient_id", "occurred_at"], unique=False)
         batch_op.create_index("ix_audit_events_actor_user_id", ["actor_user_id", "occurred_at"], unique=False)
         batch_op.create_index("ix_audit_events_action", ["action", "occurred_at"], unique=False)
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("erased_at", booking_service.db.UTCDateTime(), nullable=True))
+    # A plain ALTER on both engines: a batch copy of `patients` on SQLite would drop and re-create
+    # the table other tables reference (see 0004).
+    op.add_column("patients", sa.Column("erased_at", booking_service.db.UTCDateTime(), nullable=True))
 
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
@@ -82,8 +83,10 @@ def downgrade() -> None:
     elif dialect == "sqlite":
         for name in SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.drop_column("erased_at")
+    if dialect == "sqlite":
+        op.execute("ALTER TABLE patients DROP COLUMN erased_at")  # SQLite 3.35+, no table copy
+    else:
+        op.drop_column("patients", "erased_at")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_action")
         batch_op.drop_index("ix_audit_events_actor_user_id")
