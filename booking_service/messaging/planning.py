@@ -89,35 +89,15 @@ def _key(appointment: Appointment, kind: str, channel: str, rule: str = "-") -> 
     )
 
 
-def row(
-    appointment: Appointment | None,
-    patient: Patient | None,
-    *,
-    kind: str,
-    channel: str,
-    to: str,
-    due: datetime,
-    key: str,
-    now: datetime,
-    template: str | None = None,
-    payload: dict | None = None,
-    body: str | None = None,
-) -> OutboxMessage:
-    """A new ``pending`` outbox row (not added to the session). Rendered from ``template``
-    (default: the kind) unless a ``body`` is given without one, which is then sent as written."""
+def row(appointment: Appointment | None, patient: Patient | None, **values) -> OutboxMessage:
+    """A new ``pending`` outbox row (not added to the session); ``values`` are the keywords of
+    :func:`row_values`. Rendered from ``template`` (default: the kind) unless a ``body`` is given
+    without one, which is then sent as written."""
     return OutboxMessage(
         **row_values(
             appointment.id if appointment is not None else None,
             patient.id if patient is not None else None,
-            kind=kind,
-            channel=channel,
-            to=to,
-            due=due,
-            key=key,
-            now=now,
-            template=template,
-            payload=payload,
-            body=body,
+            **values,
         )
     )
 
