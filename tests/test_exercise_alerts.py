@@ -448,3 +448,35 @@ def test_the_practitioner_view_puts_alerts_first_and_shows_the_program(database,
     appointment_id = booked(phone="+14165550173", first_name="Quiet", last_name="Silva", email="quiet@example.com")
     summary = physio.get(f"/staff/appointments/{appointment_id}").get_data(as_text=True)
     assert "Home exercises" in summary and "Last pain" in summary
+
+
+def test_the_attention_list_costs_the_same_queries_for_one_program_or_many(database, patient):
+    from sqlalchemy import event
+
+    from booking_service.exercises.attention import needing_attention
+
+    def queries() -> tuple[int, int]:
+        count = [0]
+
+        def tick(*_args):
+            count[0] += 1
+
+        event.listen(database.engine, "before_cursor_execute", tick)
+        try:
+            with database.unit_of_work() as s:
+                listed = len(needing_attention(s, practitioner_id=None, now=NOW))
+        finally:
+            event.remove(database.engine, "before_cursor_execute", tick)
+        return listed, count[0]
+
+    _, first = patient(phone="+14165550181", first_name="One")
+    log_pain(database, first, {1: 3, 2: 4})
+    one = queries()
+    for i in range(3):
+        _, program_id = patient(phone=f"+1416555019{i}", first_name=f"More{i}")
+        log_pain(database, program_id, {1: 5})
+
+    many = queries()
+
+    assert (one[0], many[0]) == (1, 4)
+    assert many[1] == one[1], (one, many)

@@ -9,6 +9,7 @@ A pure read over a session.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -62,20 +63,26 @@ def rising(pains: list[int]) -> bool:
 
 
 def summarize(session: Session, program: Program, *, now: datetime) -> Summary:
+    """One program's :class:`Summary` (the appointment page, the program's progress page)."""
+    open_alerts = session.scalars(
+        select(Alert)
+        .where(Alert.patient_id == program.patient_id, Alert.status == "open")
+        .order_by(Alert.created_at, Alert.id)
+    )
+    return _summary(
+        program, session.get(Patient, program.patient_id), progress.logs(session, program.id), list(open_alerts), now
+    )
+
+
+def _summary(
+    program: Program, patient: Patient, program_logs: list, open_alerts: list[Alert], now: datetime
+) -> Summary:
     today = local_today(program, now)
-    program_logs = progress.logs(session, program.id)
     pains = [pain for _day, pain in progress.pain_series(program_logs)]
     weeks = progress.weekly_adherence(program, program_logs, today=today)
-    open_alerts = list(
-        session.scalars(
-            select(Alert)
-            .where(Alert.patient_id == program.patient_id, Alert.status == "open")
-            .order_by(Alert.created_at, Alert.id)
-        )
-    )
     return Summary(
         program=program,
-        patient=session.get(Patient, program.patient_id),
+        patient=patient,
         today=today,
         open_alerts=open_alerts,
         missed_days=missed_days(program, program_logs, today),
@@ -87,11 +94,29 @@ def summarize(session: Session, program: Program, *, now: datetime) -> Summary:
 
 
 def needing_attention(session: Session, *, practitioner_id: int | None, now: datetime) -> list[Summary]:
-    """Programs not ended (of ``practitioner_id``; None: everyone's), most urgent first."""
+    """Programs not ended (of ``practitioner_id``; None: everyone's), most urgent first. Four
+    queries whatever the number of programs (programs, their patients, logs and open alerts)."""
     query = select(Program).where(Program.status != "ended")
     if practitioner_id is not None:
         query = query.where(Program.practitioner_id == practitioner_id)
-    summaries = [summarize(session, program, now=now) for program in session.scalars(query)]
+    programs = list(session.scalars(query))
+    if not programs:
+        return []
+    patient_ids = {p.patient_id for p in programs}
+    patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))}
+    logs_of: dict[int, list[ProgramLog]] = defaultdict(list)
+    for log in session.scalars(
+        select(ProgramLog).where(ProgramLog.program_id.in_([p.id for p in programs])).order_by(ProgramLog.local_date)
+    ):
+        logs_of[log.program_id].append(log)
+    alerts_of: dict[int, list[Alert]] = defaultdict(list)
+    for alert in session.scalars(
+        select(Alert)
+        .where(Alert.patient_id.in_(patient_ids), Alert.status == "open")
+        .order_by(Alert.created_at, Alert.id)
+    ):
+        alerts_of[alert.patient_id].append(alert)
+    summaries = [_summary(p, patients[p.patient_id], logs_of[p.id], alerts_of[p.patient_id], now) for p in programs]
     return sorted(summaries, key=lambda s: s.sort_key)
 
 
