@@ -63,6 +63,22 @@ def temporary_database(prefix: str) -> Iterator[str]:
         drop_database(name)
 
 
+@contextlib.contextmanager
+def scratch_database(prefix: str, *, postgres: bool) -> Iterator[tuple[str, str]]:
+    """(url, engine name) of a fresh migrated database: PostgreSQL (see :func:`temporary_database`)
+    or a SQLite file in a temporary folder, gone after the block."""
+    if postgres:
+        with temporary_database(prefix) as url:
+            yield url, "PostgreSQL"
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        migrate.upgrade(url)
+        yield url, "SQLite"
+
+
 def seed_demo(database: Database, *, now: datetime, appointments: int = 0) -> None:
     """Load the demo clinic (five practitioners at Downtown, services 1..5) and commit."""
     with database.unit_of_work() as session:

@@ -21,7 +21,6 @@ import argparse
 import os
 import platform
 import random
-import tempfile
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as clock
@@ -29,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from bench.common import SECRET, load_average, percentile, seed_demo, settle, temporary_database
-from booking_service import create_app, migrate
+from bench.common import SECRET, load_average, percentile, scratch_database, seed_demo, settle
+from booking_service import create_app
 from booking_service.clinic.models import Location, Practitioner
 from booking_service.db import Database
 from booking_service.exercises.models import Exercise
@@ -174,14 +173,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, load {load_average()}")
-    if args.postgres:
-        with temporary_database("bench_nudges") as url:
-            ok = run(url, programs=args.programs, requests=args.requests, engine="PostgreSQL")
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/bench.db"
-            migrate.upgrade(url)
-            ok = run(url, programs=args.programs, requests=args.requests, engine="SQLite")
+    with scratch_database("bench_nudges", postgres=args.postgres) as (url, engine):
+        ok = run(url, programs=args.programs, requests=args.requests, engine=engine)
     print(f"(load {load_average()} at the end)")
     return 0 if ok else 1
 

@@ -20,14 +20,13 @@ import argparse
 import os
 import platform
 import random
-import tempfile
 import time
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from bench.common import SECRET, percentile, seed_demo, settle, temporary_database
-from booking_service import create_app, migrate
+from bench.common import SECRET, percentile, scratch_database, seed_demo, settle
+from booking_service import create_app
 from booking_service.clinic.models import Location, Service
 from booking_service.clinic.queries import get_clinic
 from booking_service.db import Database, utcnow
@@ -158,14 +157,8 @@ def main() -> int:
     args = parser.parse_args()
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, {_load()}")
 
-    if args.postgres:
-        with temporary_database("bench_pages") as url:
-            ok = run(url, requests=args.requests, bookings=args.bookings, engine="PostgreSQL")
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/bench.db"
-            migrate.upgrade(url)
-            ok = run(url, requests=args.requests, bookings=args.bookings, engine="SQLite")
+    with scratch_database("bench_pages", postgres=args.postgres) as (url, engine):
+        ok = run(url, requests=args.requests, bookings=args.bookings, engine=engine)
     print(f"\nslot picker wall p95 target {TARGET_P95_MS:.0f} ms: {'met' if ok else 'MISSED'} ({_load()} at the end)")
     return 0 if ok else 1
 
