@@ -108,6 +108,13 @@ PASSWORD_TOO_SHORT = "password_too_short"
 USER_EXISTS = "user_exists"  # code conflict; params: email
 USER_NOT_FOUND = "user_not_found"  # params: email
 USER_DEACTIVATED = "user_deactivated"  # params: email
+# Setting up the clinic: its details and catalogue (``clinic.catalogue``; staff only, never on
+# the patient pages).
+CLINIC_INVALID = "clinic_invalid"
+LOCATION_INVALID = "location_invalid"
+PRACTITIONER_INVALID = "practitioner_invalid"
+SERVICE_INVALID = "service_invalid"
+IMPACT_NOT_CONFIRMED = "impact_not_confirmed"  # code conflict; params: count
 
 # --- field codes: what is wrong with one field (values of ``fields``) ------------------------------
 # A patient's details (``patients.operations.clean_details``).
@@ -189,6 +196,20 @@ TEXT_TOO_LONG = "text_too_long"
 MEDIA_URL_INVALID = "media_url_invalid"
 EXERCISES_TOO_MANY = "exercises_too_many"
 PRACTITIONER_NOT_YOURS = "practitioner_not_yours"
+# Field codes of setting up the clinic (``clinic.catalogue``; staff only).
+VALUE_MISSING = "value_missing"
+KEY_INVALID = "key_invalid"
+KEY_TAKEN = "key_taken"
+TIMEZONE_INVALID = "timezone_invalid"
+COUNTRY_INVALID = "country_invalid"
+LANGUAGES_INVALID = "languages_invalid"  # params: choices
+KIND_INVALID = "kind_invalid"  # params: choices
+DURATION_INVALID = "duration_invalid"  # params: step, high
+PRICE_INVALID = "price_invalid"
+PHOTO_URL_INVALID = "photo_url_invalid"
+STAFF_LOGIN_INVALID = "staff_login_invalid"
+STAFF_LOGIN_TAKEN = "staff_login_taken"  # params: practitioner
+TOO_LONG = "too_long"  # params: limit
 
 
 def _constants(first: str, last: str) -> frozenset[str]:
@@ -200,7 +221,8 @@ def _constants(first: str, last: str) -> frozenset[str]:
 REASONS = _constants("NOT_FOUND", "USER_DEACTIVATED")
 FIELD_CODES = _constants("FIRST_NAME_MISSING", "PASSWORD_LENGTH")
 # Rules only staff meet (the API and the console word them; the patient pages never show them).
-STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS")
+STAFF_REASONS = _constants("CLINIC_INVALID", "IMPACT_NOT_CONFIRMED")
+STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS") | _constants("VALUE_MISSING", "TOO_LONG")
 
 
 class NotFound(DomainError):

@@ -59,6 +59,14 @@ MESSAGES = {
     errors.USER_EXISTS: "A staff user with email %(email)s already exists.",
     errors.USER_NOT_FOUND: "There is no staff user with email %(email)s.",
     errors.USER_DEACTIVATED: "The staff user %(email)s is deactivated.",
+    # Setting up the clinic (staff only).
+    errors.CLINIC_INVALID: "Some of the clinic's details need fixing: see the fields.",
+    errors.LOCATION_INVALID: "Some of the location's details need fixing: see the fields.",
+    errors.PRACTITIONER_INVALID: "Some of the practitioner's details need fixing: see the fields.",
+    errors.SERVICE_INVALID: "Some of the service's details need fixing: see the fields.",
+    errors.IMPACT_NOT_CONFIRMED: (
+        "This change leaves %(count)s future appointments to move: confirm it to save, then move them."
+    ),
 }
 
 FIELD_MESSAGES = {
@@ -135,6 +143,20 @@ FIELD_MESSAGES = {
     errors.EXERCISE_INSTRUCTIONS_MISSING: "Give the instructions.",
     errors.TEXT_TOO_LONG: "Shorten this text.",
     errors.MEDIA_URL_INVALID: "Use a web address starting with https://.",
+    # Setting up the clinic (staff only).
+    errors.VALUE_MISSING: "Fill this in.",
+    errors.KEY_INVALID: "Use lower-case letters, digits and single hyphens (up to 64), such as downtown-east.",
+    errors.KEY_TAKEN: "Another item of the same kind has this key: choose another.",
+    errors.TIMEZONE_INVALID: "Use an IANA time zone, such as America/Toronto.",
+    errors.COUNTRY_INVALID: "Use a two-letter country code, such as CA.",
+    errors.LANGUAGES_INVALID: "Choose one or more of %(choices)s.",
+    errors.KIND_INVALID: "Use one of %(choices)s.",
+    errors.DURATION_INVALID: "Use a number of minutes that is a multiple of %(step)s, up to %(high)s.",
+    errors.PRICE_INVALID: "Use a price in cents from 0 to 10000000, or leave it out.",
+    errors.PHOTO_URL_INVALID: "Use a web address starting with https://, or leave it out.",
+    errors.STAFF_LOGIN_INVALID: "Use the id of an active staff user with the practitioner role, or leave it out.",
+    errors.STAFF_LOGIN_TAKEN: "This staff login is already %(practitioner)s's: use another or leave it out.",
+    errors.TOO_LONG: "Shorten this to %(limit)s characters at most.",
 }
 
 

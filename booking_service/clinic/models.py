@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime, time
 
 from sqlalchemy import (
@@ -16,18 +19,56 @@ from sqlalchemy import (
     Table,
     Text,
     Time,
+    select,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking_service.db import Base, UTCDateTime, utcnow
 
 SERVICE_KINDS = ("initial", "follow_up", "other")
+# The languages the patient pages and messages speak; a clinic offers one or both.
+CLINIC_LANGUAGES = ("en", "fr")
+KEY_LENGTH = 64
 
 # Defaults of clinic policy. The database row overrides them; an admin edits the row.
 DEFAULT_REMINDER_RULES: list[dict] = [
     {"channel": "email", "days_before": 2, "at": "09:00"},
     {"channel": "sms", "hours_before": 24},
 ]
+
+
+def slugify(text: str) -> str:
+    """``text`` as a key: lower-case ASCII letters, digits and single hyphens ("Évaluation
+    initiale" -> "evaluation-initiale"); empty when nothing of it is a letter or digit."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:KEY_LENGTH].rstrip("-")
+
+
+def unique_key(base: str, taken: set[str], fallback: str) -> str:
+    """``base`` (or ``fallback`` when empty), with ``-2``, ``-3`` ... until it is not in ``taken``."""
+    base = base or fallback
+    key, n = base, 1
+    while key in taken:
+        n += 1
+        suffix = f"-{n}"
+        key = base[: KEY_LENGTH - len(suffix)] + suffix
+    return key
+
+
+def _default_key(table: str, *name_columns: str) -> Callable[[DefaultExecutionContext], str]:
+    """The key of a row inserted without one: the slug of its name, made unique against the
+    rows already stored (the catalogue's save functions always give one; this covers rows made
+    directly, such as the demo clinic's and tests')."""
+
+    def default(context: DefaultExecutionContext) -> str:
+        values = context.get_current_parameters()
+        base = slugify(" ".join(str(values.get(column) or "") for column in name_columns)) or table[:-1]
+        key_column = Base.metadata.tables[table].c.key
+        taken = set(context.connection.execute(select(key_column).where(key_column.like(f"{base}%"))).scalars())
+        return unique_key(base, taken, base)
+
+    return default
 
 
 practitioner_locations = Table(
@@ -58,6 +99,9 @@ class ClinicSettings(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="America/Toronto")
     default_language: Mapped[str] = mapped_column(String(5), default="en")
     brand_color: Mapped[str] = mapped_column(String(7), default="#0f6e6e")
+    address: Mapped[str] = mapped_column(String(255), default="")
+    # The languages offered to patients (pages, messages), a subset of CLINIC_LANGUAGES.
+    languages: Mapped[list] = mapped_column(JSON, default=lambda: list(CLINIC_LANGUAGES))
     min_notice_minutes: Mapped[int] = mapped_column(Integer, default=120)
     horizon_days: Mapped[int] = mapped_column(Integer, default=90)
     slot_step_minutes: Mapped[int] = mapped_column(Integer, default=15)
@@ -81,10 +125,17 @@ class Location(Base):
     __tablename__ = "locations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # A stable slug naming the location in the clinic file (``[a-z0-9-]+``).
+    key: Mapped[str] = mapped_column(
+        String(KEY_LENGTH), unique=True, index=True, default=_default_key("locations", "name")
+    )
     name: Mapped[str] = mapped_column(String(120))
     address: Mapped[str] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64))
+    # Directions or parking, shown to patients in the confirmation and on the manage page.
+    directions: Mapped[str] = mapped_column(Text, default="")
+    # False: closed (kept for the history of its appointments, no longer bookable).
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     practitioners: Mapped[list[Practitioner]] = relationship(
@@ -96,19 +147,23 @@ class Practitioner(Base):
     __tablename__ = "practitioners"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(
+        String(KEY_LENGTH), unique=True, index=True, default=_default_key("practitioners", "first_name", "last_name")
+    )
     first_name: Mapped[str] = mapped_column(String(80))
     last_name: Mapped[str] = mapped_column(String(80))
     profession: Mapped[str] = mapped_column(String(80))
     bio: Mapped[str] = mapped_column(Text, default="")
+    photo_url: Mapped[str | None] = mapped_column(String(500))
+    # False: staff book them, the patient pages and the public API do not offer them.
+    online_bookable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # False: left the clinic (``left_on``, the local day it was recorded); their history stays.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    left_on: Mapped[date | None] = mapped_column(Date)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    locations: Mapped[list[Location]] = relationship(
-        secondary=practitioner_locations, back_populates="practitioners"
-    )
-    services: Mapped[list[Service]] = relationship(
-        secondary=practitioner_services, back_populates="practitioners"
-    )
+    locations: Mapped[list[Location]] = relationship(secondary=practitioner_locations, back_populates="practitioners")
+    services: Mapped[list[Service]] = relationship(secondary=practitioner_services, back_populates="practitioners")
     working_hours: Mapped[list[WorkingHours]] = relationship(
         back_populates="practitioner", cascade="all, delete-orphan"
     )
@@ -122,6 +177,9 @@ class Service(Base):
     __tablename__ = "services"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(
+        String(KEY_LENGTH), unique=True, index=True, default=_default_key("services", "name")
+    )
     name: Mapped[str] = mapped_column(String(120))
     name_fr: Mapped[str | None] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(String(16))
@@ -129,13 +187,15 @@ class Service(Base):
     description_fr: Mapped[str] = mapped_column(Text, default="")
     duration_minutes: Mapped[int] = mapped_column(Integer)
     buffer_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    # None: no price shown. Shown to patients as information only (no payment is taken).
+    price_cents: Mapped[int | None] = mapped_column(Integer)
+    # What to bring or wear, shown in the confirmation and on the manage page (no clinical detail).
+    preparation_notes: Mapped[str] = mapped_column(Text, default="")
     online_bookable: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
 
-    practitioners: Mapped[list[Practitioner]] = relationship(
-        secondary=practitioner_services, back_populates="services"
-    )
+    practitioners: Mapped[list[Practitioner]] = relationship(secondary=practitioner_services, back_populates="services")
 
     __table_args__ = (
         CheckConstraint("kind IN ('initial', 'follow_up', 'other')", name="kind"),

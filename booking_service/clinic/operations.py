@@ -285,6 +285,7 @@ SLOT_STEPS = (5, 10, 15, 20, 30, 60)
 LATE_CANCELLATION_POLICIES = ("block", "record")
 # Buttons carry white text on the brand colour: WCAG 2 AA for normal text asks 4.5:1.
 MIN_CONTRAST = 4.5
+COLOUR_DEFAULT = "#0f6e6e"
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 _RANGES: Mapping[str, tuple[int, int, str]] = {
@@ -358,13 +359,23 @@ def _policy_problems(
             problems["reminder_rules"] = exc.code
             params["reminder_rules"] = {"value": exc.value}
     if "brand_color" in changes:
-        colour = changes["brand_color"]
-        if not isinstance(colour, str) or not _HEX_COLOUR.match(colour):
-            problems["brand_color"] = errors.COLOUR_INVALID
-        elif (ratio := contrast_with_white(colour)) < MIN_CONTRAST:
-            problems["brand_color"] = errors.COLOUR_CONTRAST_LOW
-            params["brand_color"] = {"colour": colour, "ratio": round(ratio, 1), "minimum": MIN_CONTRAST}
+        code, colour_params = colour_problem(changes["brand_color"])
+        if code:
+            problems["brand_color"] = code
+        if colour_params:
+            params["brand_color"] = colour_params
     return problems, params
+
+
+def colour_problem(colour: object) -> tuple[str | None, dict[str, object]]:
+    """(field code, its values) when ``colour`` is not a ``#rrggbb`` brand colour with enough
+    contrast for white text on it; (None, {}) when it is fine."""
+    if not isinstance(colour, str) or not _HEX_COLOUR.match(colour):
+        return errors.COLOUR_INVALID, {}
+    ratio = contrast_with_white(colour)
+    if ratio < MIN_CONTRAST:
+        return errors.COLOUR_CONTRAST_LOW, {"colour": colour, "ratio": round(ratio, 1), "minimum": MIN_CONTRAST}
+    return None, {}
 
 
 def update_policy(session: Session, **fields: object) -> ClinicSettings:

@@ -181,6 +181,15 @@ STAFF_MESSAGES = {
     errors.USER_EXISTS: "A user with email %(email)s already exists.",
     errors.USER_NOT_FOUND: "There is no staff user with email %(email)s.",
     errors.USER_DEACTIVATED: "The staff user %(email)s is deactivated.",
+    # Setting up the clinic.
+    errors.CLINIC_INVALID: "Some of the clinic's details need fixing.",
+    errors.LOCATION_INVALID: "Some of the location's details need fixing.",
+    errors.PRACTITIONER_INVALID: "Some of the practitioner's details need fixing.",
+    errors.SERVICE_INVALID: "Some of the service's details need fixing.",
+    errors.IMPACT_NOT_CONFIRMED: (
+        "This change leaves %(count)s future appointments to move (listed below). Nothing was saved: "
+        "tick the box to confirm, then move them."
+    ),
 }
 STAFF_FIELD_MESSAGES = {
     errors.FIRST_NAME_MISSING: "Enter the patient's first name.",
@@ -259,6 +268,20 @@ STAFF_FIELD_MESSAGES = {
     errors.EXERCISE_INSTRUCTIONS_MISSING: "Enter the instructions.",
     errors.TEXT_TOO_LONG: "This text is too long: shorten it.",
     errors.MEDIA_URL_INVALID: "The image or video link must be a web address starting with https://.",
+    # Setting up the clinic.
+    errors.VALUE_MISSING: "This is needed.",
+    errors.KEY_INVALID: "Use lower-case letters, digits and single hyphens, such as downtown-east.",
+    errors.KEY_TAKEN: "Another one already has this key: choose another.",
+    errors.TIMEZONE_INVALID: "Choose a time zone from the list, such as America/Toronto.",
+    errors.COUNTRY_INVALID: "Give the country as its two-letter code, such as CA.",
+    errors.LANGUAGES_INVALID: "Tick at least one language.",
+    errors.KIND_INVALID: "Choose initial, follow-up or other.",
+    errors.DURATION_INVALID: "Give a number of minutes in steps of %(step)s (the booking grid), up to %(high)s.",
+    errors.PRICE_INVALID: "Give a price such as 95 or 95.50, or leave it empty.",
+    errors.PHOTO_URL_INVALID: "The photo must be a web address starting with https://, or leave it empty.",
+    errors.STAFF_LOGIN_INVALID: "Choose an active staff login with the practitioner role.",
+    errors.STAFF_LOGIN_TAKEN: "This login is already used by %(practitioner)s.",
+    errors.TOO_LONG: "Keep this under %(limit)s characters.",
 }
 
 
