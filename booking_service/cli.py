@@ -151,6 +151,78 @@ def revoke_api_token_command(email: str) -> None:
     click.echo(f"Revoked {count} API token{'s' if count != 1 else ''} of {email.strip().lower()}.")
 
 
+@click.command("load-clinic")
+@with_appcontext
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--dry-run", is_flag=True, help="Print what would change, and change nothing.")
+def load_clinic_command(file, dry_run: bool) -> None:
+    """Create or update the clinic, locations, services, practitioners and weekly hours from a
+    clinic file (YAML; FILE ``-`` reads standard input). Items are matched by key; items the
+    file leaves out are left alone. Prints each change, or exactly "no change". A bad file
+    exits 1 naming the line and field of each problem, and nothing is changed."""
+    from booking_service.clinic.files import ClinicFileError, describe, load_clinic, plan_changes, read_document
+
+    try:
+        document = read_document(file.read())
+        with _database().unit_of_work() as session:
+            changes = plan_changes(session, document) if dry_run else load_clinic(session, document)
+    except ClinicFileError as exc:
+        _fail(f"{file.name} was not loaded; nothing was changed.\n{_describe_file_error(exc)}")
+        return
+    except UnicodeDecodeError:
+        _fail(f"{file.name} is not UTF-8 text; nothing was changed.")
+        return
+    click.echo(describe(changes))
+    if changes:
+        count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}"
+        click.echo(f"Dry run: {count}, nothing saved." if dry_run else f"Saved {count}.")
+
+
+@click.command("export-clinic")
+@with_appcontext
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
+def export_clinic_command(file: str) -> None:
+    """Write the clinic (settings and policy, locations, services, practitioners and their
+    weekly hours) as a clinic file that load-clinic reads; FILE ``-`` writes to standard output."""
+    from booking_service.clinic.files import export_clinic
+
+    with _database().unit_of_work() as session:
+        text = export_clinic(session)
+    with click.open_file(file, "w", encoding="utf-8", atomic=file != "-") as out:
+        out.write(text)
+    if file != "-":
+        click.echo(f"Clinic written to {file}.", err=True)
+
+
+# The clinic file's own words where the console's speak of its form (a list to tick, a price in
+# dollars): what to write in the file instead.
+_FILE_FIELD_WORDS = {
+    errors.LANGUAGES_INVALID: "List at least one language, from: en, fr.",
+    errors.KIND_INVALID: "Use initial, follow_up or other.",
+    errors.PRICE_INVALID: "Give the price in cents (9500 for $95.00), or null for no price shown.",
+    errors.TIMEZONE_INVALID: "Give an IANA time zone, such as America/Toronto.",
+    errors.STAFF_LOGIN_INVALID: "Give the email of an active staff user with the practitioner role.",
+}
+
+
+def _describe_file_error(exc) -> str:
+    """Each problem of a clinic file on its own line: where (field path and line), then what."""
+    from booking_service.console.common import staff_field_errors, staff_message
+
+    lines = [f"  {problem}" for problem in exc.problems]
+    if exc.domain_error is not None:
+        domain, where = exc.domain_error, exc.where
+        place = ", ".join(
+            filter(None, [f"line {where.line}" if where.line else "", where.message and f"key {where.message}"])
+        )
+        lines.append(f"  {where.path}{f' ({place})' if place else ''}: {staff_message(domain)}")
+        for name, words in staff_field_errors(domain).items():
+            path, line = exc.domain_fields.get(name, (name, None))
+            words = _FILE_FIELD_WORDS.get(domain.fields[name], words)
+            lines.append(f"  {path} (line {line}): {words}" if line else f"  {path}: {words}")
+    return "\n".join(lines)
+
+
 # What the console's words cannot know: the command's own options.
 _CLI_HINTS = {
     errors.USER_EXISTS: "Use --update to change it.",
@@ -186,7 +258,16 @@ def _audited_as_cli(command: click.Command) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    commands = (db_group, init_db, seed_demo, create_user_command, create_api_token_command, revoke_api_token_command)
+    commands = (
+        db_group,
+        init_db,
+        seed_demo,
+        create_user_command,
+        create_api_token_command,
+        revoke_api_token_command,
+        load_clinic_command,
+        export_clinic_command,
+    )
     for command in commands:
         _audited_as_cli(command)
         app.cli.add_command(command)
