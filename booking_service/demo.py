@@ -1,10 +1,12 @@
-"""The demo clinic: two Toronto locations, five practitioners, the usual services, hours for the
-next months, a few patients with appointments over the next two weeks, two staff logins, the
-exercise library, and two home exercise programs with two weeks of logs (one improving; one with
-rising pain, an open pain alert and its program paused by it).
+"""The demo clinic: the clinic file ``demo_clinic.yaml`` (two Toronto locations, five
+practitioners, the usual services and their weekly hours), loaded by the same loader as
+``load-clinic``; then what is not the catalogue: a few patients with appointments over the next
+two weeks, two staff logins, the exercise library, and two home exercise programs with two weeks
+of logs (one improving; one with rising pain, an open pain alert and its program paused by it).
 
 Capacity contract (DESIGN.md, "Demo capacity"): five practitioners work about eight hours a day,
-five days a week at the Downtown location, open-ended, so thousands of slots can be booked.
+five days a week at the Downtown location, open-ended, so thousands of slots can be booked (the
+hours are in the file).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service, WorkingHours
+from booking_service.clinic.files import load_clinic, read_document
+from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.errors import DomainError
 from booking_service.exercises.library import load_library
 from booking_service.exercises.models import Alert, Exercise, FunctionScore, ProgramLog
@@ -28,37 +32,17 @@ from booking_service.scheduling.models import Appointment
 from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
 
+DEMO_CLINIC_FILE = Path(__file__).with_name("demo_clinic.yaml")
+
 DEMO_LOGINS = (
     ("admin@demo.clinic", "admin", "demo-admin-2026"),
     ("frontdesk@demo.clinic", "frontdesk", "demo-desk-2026"),
 )
 
-SERVICES = (
-    # name, French name, kind, minutes, buffer, description, French description
-    ("Initial assessment", "Évaluation initiale", "initial", 60, 0,
-     "New to us, or a new problem: history, examination and a plan.",
-     "Nouveau patient ou nouveau problème : bilan, examen et plan de traitement."),
-    ("Follow-up (30 min)", "Suivi (30 min)", "follow_up", 30, 0,
-     "A treatment session for patients already assessed.",
-     "Une séance de traitement pour les patients déjà évalués."),
-    ("Follow-up (45 min)", "Suivi (45 min)", "follow_up", 45, 0,
-     "A longer treatment session for patients already assessed.",
-     "Une séance de traitement plus longue pour les patients déjà évalués."),
-    ("Dry needling", "Puncture sèche", "other", 30, 15,
-     "For patients already assessed who agreed to it with their physiotherapist.",
-     "Pour les patients déjà évalués, en accord avec leur physiothérapeute."),
-    ("Massage therapy (60 min)", "Massothérapie (60 min)", "other", 60, 15,
-     "With our registered massage therapist.",
-     "Avec notre massothérapeute autorisée."),
-)
-
-PRACTITIONERS = (
-    ("Maya", "Chen", "Physiotherapist", "Manual therapy and spine rehabilitation.", (0, 1, 2)),
-    ("Daniel", "Okafor", "Physiotherapist", "Exercise progression and return to work.", (0, 1, 2, 3)),
-    ("Sophie", "Tremblay", "Physiotherapist", "Bilingual (English, French); nerve mobilisation.", (0, 1, 2, 3)),
-    ("Arjun", "Patel", "Physiotherapist", "Dry needling and sports injuries.", (0, 1, 2, 3)),
-    ("Elena", "Rossi", "Registered Massage Therapist", "Therapeutic massage for back and hip.", (4,)),
-)
+# The demo appointments: at this location, a first visit for each patient, then follow-ups.
+DEMO_LOCATION = "downtown"
+FIRST_VISIT = "initial-assessment"
+FOLLOW_UPS = ("follow-up-30", "follow-up-45")
 
 PATIENTS = (
     ("Alex", "Martin", "alex.martin@example.com", "416 555 0142", "en"),
@@ -84,69 +68,7 @@ def seed(session: Session, *, secret_key: str, now: datetime, appointments: int 
     """Load the demo clinic into an empty database (raises DemoExists otherwise)."""
     if session.get(ClinicSettings, 1) is not None:
         raise DemoExists()
-    session.add(
-        ClinicSettings(
-            id=1,
-            name="Lakeshore Physio",
-            phone="+14165550100",
-            email="hello@lakeshorephysio.example",
-            country="CA",
-            timezone="America/Toronto",
-            default_language="en",
-        )
-    )
-    downtown = Location(
-        name="Downtown", address="120 King St W, Toronto, ON M5H 1J9", phone="+14165550100",
-        timezone="America/Toronto",
-    )
-    midtown = Location(
-        name="Midtown", address="2300 Yonge St, Toronto, ON M4P 1E4", phone="+14165550101",
-        timezone="America/Toronto",
-    )
-    session.add_all([downtown, midtown])
-    services = []
-    for order, (name, name_fr, kind, minutes, buffer, description, description_fr) in enumerate(SERVICES):
-        service = Service(
-            name=name, name_fr=name_fr, kind=kind, duration_minutes=minutes, buffer_minutes=buffer,
-            description=description, description_fr=description_fr, sort_order=order,
-        )
-        services.append(service)
-    session.add_all(services)
-    practitioners = []
-    for first, last, profession, bio, service_indexes in PRACTITIONERS:
-        practitioner = Practitioner(first_name=first, last_name=last, profession=profession, bio=bio)
-        practitioner.services = [services[i] for i in service_indexes]
-        practitioner.locations = [downtown]
-        practitioners.append(practitioner)
-    session.add_all(practitioners)
-    session.flush()
-
-    # Downtown: everyone, weekdays 08:30-17:00 with a half-hour lunch (eight hours).
-    for practitioner in practitioners:
-        for weekday in range(5):
-            session.add(
-                WorkingHours(
-                    practitioner_id=practitioner.id, location_id=downtown.id, weekday=weekday,
-                    start_time=time(8, 30), end_time=time(17, 0),
-                    break_start=time(12, 30), break_end=time(13, 0),
-                )
-            )
-    # Midtown: evenings (Tue, Thu) and Saturday mornings for three of them.
-    for practitioner in (practitioners[1], practitioners[2], practitioners[4]):
-        practitioner.locations.append(midtown)
-        for weekday in (1, 3):
-            session.add(
-                WorkingHours(
-                    practitioner_id=practitioner.id, location_id=midtown.id, weekday=weekday,
-                    start_time=time(17, 30), end_time=time(20, 30),
-                )
-            )
-        session.add(
-            WorkingHours(
-                practitioner_id=practitioner.id, location_id=midtown.id, weekday=5,
-                start_time=time(9, 0), end_time=time(13, 0),
-            )
-        )
+    load_clinic(session, read_document(DEMO_CLINIC_FILE.read_text(encoding="utf-8")))
 
     logins = []
     for email, role, password in DEMO_LOGINS:
@@ -160,38 +82,57 @@ def seed(session: Session, *, secret_key: str, now: datetime, appointments: int 
     return DemoResult(
         logins=tuple(logins),
         summary=(
-            f"{len(practitioners)} practitioners, {len(services)} services, 2 locations, "
+            f"{_count(session, Practitioner)} practitioners, {_count(session, Service)} services, "
+            f"{_count(session, Location)} locations, "
             f"{booked} appointments over the next two weeks, {created} exercises, "
             f"{programs} home exercise programs with two weeks of logs"
         ),
     )
 
 
+def _count(session: Session, model: type) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
 def _book_demo_appointments(session: Session, *, secret_key: str, now: datetime, count: int) -> int:
     rng = random.Random(2026)
     clinic = session.get(ClinicSettings, 1)
-    downtown = session.scalars(select(Location).order_by(Location.id)).first()
-    services = list(session.scalars(select(Service).order_by(Service.id)))
+    downtown = session.scalar(select(Location).where(Location.key == DEMO_LOCATION))
+    services = {service.key: service for service in session.scalars(select(Service))}
     today = slots.local_date(now, downtown)
     booked = 0
     for i in range(count):
         first, last, email, phone, language = PATIENTS[i % len(PATIENTS)]
-        service = services[0] if i < len(PATIENTS) else services[1 + i % 2]
+        service = services[FIRST_VISIT if i < len(PATIENTS) else FOLLOW_UPS[i % 2]]
         practitioners = [p for p in service.practitioners if downtown in p.locations]
         day = today + timedelta(days=1 + rng.randrange(13))
         free = slots.find_slots(
-            session, clinic=clinic, service=service, location=downtown, practitioners=practitioners,
-            first_day=day, last_day=day + timedelta(days=2), now=now,
+            session,
+            clinic=clinic,
+            service=service,
+            location=downtown,
+            practitioners=practitioners,
+            first_day=day,
+            last_day=day + timedelta(days=2),
+            now=now,
         )
         if not free:
             continue
         slot = free[rng.randrange(len(free))]
         request = BookingRequest(
-            service_id=service.id, location_id=downtown.id, practitioner_id=slot.practitioner_id,
-            start=slot.start, source="staff",
+            service_id=service.id,
+            location_id=downtown.id,
+            practitioner_id=slot.practitioner_id,
+            start=slot.start,
+            source="staff",
             patient=PatientDetails(
-                first_name=first, last_name=last, email=email, phone=phone, language=language,
-                sms_consent=phone is not None, email_consent=email is not None,
+                first_name=first,
+                last_name=last,
+                email=email,
+                phone=phone,
+                language=language,
+                sms_consent=phone is not None,
+                email_consent=email is not None,
             ),
         )
         try:
