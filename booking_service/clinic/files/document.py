@@ -119,9 +119,10 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Problem]) -> None:
-    """Record the line of every value under ``node``; a repeated mapping key is a problem."""
-    lines[path] = _line(node)
+def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Problem], line: int = 0) -> None:
+    """Record the line of every value under ``node`` (a mapping's value: the line of its key,
+    where a block below starts); a repeated mapping key is a problem."""
+    lines[path] = line or _line(node)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -132,7 +133,7 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Pr
                 )
                 continue
             seen[key] = _line(key_node)
-            _walk(value_node, (*path, key), lines, problems)
+            _walk(value_node, (*path, key), lines, problems, _line(key_node))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), lines, problems)
@@ -154,7 +155,10 @@ def parse_yaml(text: str) -> tuple[Any, dict[Path, int]]:
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        what = exc.problem or exc.context or "cannot be read"
+        if exc.context and exc.problem:
+            started = f" started on line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            what += f" ({exc.context}{started})"
         raise ClinicFileError([Problem("", mark.line + 1 if mark else None, f"not valid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ClinicFileError([Problem("", None, f"not valid YAML: {exc}")]) from None
