@@ -155,19 +155,35 @@ def revoke_api_token_command(email: str) -> None:
 @with_appcontext
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--dry-run", is_flag=True, help="Print what would change, and change nothing.")
-def load_clinic_command(file, dry_run: bool) -> None:
+@click.option(
+    "--confirm-moves", is_flag=True, help="Save even when the changes leave future appointments to move (listed)."
+)
+def load_clinic_command(file, dry_run: bool, confirm_moves: bool) -> None:
     """Create or update the clinic, locations, services, practitioners and weekly hours from a
     clinic file (YAML; FILE ``-`` reads standard input). Items are matched by key; items the
     file leaves out are left alone. Prints each change, or exactly "no change". A bad file
-    exits 1 naming the line and field of each problem, and nothing is changed."""
-    from booking_service.clinic.files import ClinicFileError, describe, load_clinic, plan_changes, read_document
+    exits 1 naming the line and field of each problem, and nothing is changed; so do changes
+    that leave future appointments to move, unless --confirm-moves."""
+    from booking_service.clinic.files import ClinicFileError, read_document
+    from booking_service.usecases.clinic_file import MovesNotConfirmed, describe, load_clinic, plan_changes
 
     try:
         document = read_document(file.read())
         with _database().unit_of_work() as session:
-            changes = plan_changes(session, document) if dry_run else load_clinic(session, document)
+            if dry_run:
+                changes = plan_changes(session, document, now=utcnow())
+            else:
+                changes = load_clinic(session, document, now=utcnow(), confirm_moves=confirm_moves)
     except ClinicFileError as exc:
         _fail(f"{file.name} was not loaded; nothing was changed.\n{_describe_file_error(exc)}")
+        return
+    except MovesNotConfirmed as exc:
+        click.echo(describe(exc.changes))
+        _fail(
+            f"{file.name} was not loaded; nothing was changed: its changes leave {exc.count} future "
+            f"appointment{'s' if exc.count != 1 else ''} to move (listed above). Run again with --confirm-moves "
+            "to save, then move them in the console."
+        )
         return
     except UnicodeDecodeError:
         _fail(f"{file.name} is not UTF-8 text; nothing was changed.")

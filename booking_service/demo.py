@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from booking_service.clinic.files import load_clinic, read_document
+from booking_service.clinic.files import read_document
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.errors import DomainError
 from booking_service.exercises.library import load_library
@@ -31,6 +31,7 @@ from booking_service.scheduling import slots
 from booking_service.scheduling.models import Appointment
 from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
+from booking_service.usecases.clinic_file import load_clinic
 
 DEMO_CLINIC_FILE = Path(__file__).with_name("demo_clinic.yaml")
 
@@ -68,7 +69,7 @@ def seed(session: Session, *, secret_key: str, now: datetime, appointments: int 
     """Load the demo clinic into an empty database (raises DemoExists otherwise)."""
     if session.get(ClinicSettings, 1) is not None:
         raise DemoExists()
-    load_clinic(session, read_document(DEMO_CLINIC_FILE.read_text(encoding="utf-8")))
+    load_clinic(session, read_document(DEMO_CLINIC_FILE.read_text(encoding="utf-8")), now=now)
 
     logins = []
     for email, role, password in DEMO_LOGINS:

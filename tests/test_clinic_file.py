@@ -214,6 +214,65 @@ services:
         assert s.get(ClinicSettings, 1).name == "Harbour Physio"
 
 
+def _book_tom(database) -> int:
+    """A follow-up with Tom next week (now: the command's clock); returns its id."""
+    from booking_service.db import utcnow
+    from booking_service.patients.operations import PatientDetails
+    from booking_service.usecases.booking import BookingRequest, book
+
+    now = utcnow()
+    with database.unit_of_work() as s:
+        clinic = s.get(ClinicSettings, 1)
+        harbour = s.scalar(select(Location).where(Location.key == "harbour"))
+        follow_up = s.scalar(select(Service).where(Service.key == "follow-up"))
+        tom = s.scalar(select(Practitioner).where(Practitioner.key == "tom-reid"))
+        first = slots.local_date(now, harbour) + timedelta(days=2)
+        free = slots.find_slots(
+            s, clinic=clinic, service=follow_up, location=harbour, practitioners=[tom],
+            first_day=first, last_day=first + timedelta(days=7), now=now,
+        )  # fmt: skip
+        request = BookingRequest(
+            service_id=follow_up.id, location_id=harbour.id, practitioner_id=tom.id, start=free[0].start,
+            source="staff", patient=PatientDetails(first_name="Ana", last_name="Lima", phone="416 555 0123",
+                                                   sms_consent=True),
+        )  # fmt: skip
+        return book(s, request, secret_key=SECRET, now=now).appointment.id
+
+
+def test_a_change_that_leaves_appointments_to_move_lists_them_and_needs_confirming(cli, database):
+    from booking_service.scheduling.models import Appointment
+
+    assert cli("load-clinic", text=CLINIC).exit_code == 0
+    appointment_id = _book_tom(database)
+    # Tom stops offering follow-ups (he keeps the initial assessment).
+    changed = CLINIC.replace("services: [follow-up]", "services: [initial]")
+    before = fingerprint(database)
+
+    dry = cli("load-clinic", "--dry-run", text=changed)
+    refused = cli("load-clinic", text=changed)
+
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith(
+        'update practitioner tom-reid\n    services: ["follow-up"] -> ["initial"]\n'
+        "    leaves 1 future appointment to move:\n"
+        f"      appointment {appointment_id}: "
+    )
+    assert "Follow-up with Tom Reid at Harbour" in dry.output
+    assert refused.exit_code == 1
+    assert "leave 1 future appointment to move (listed above)" in refused.output
+    assert "--confirm-moves" in refused.output
+    assert fingerprint(database) == before
+
+    confirmed = cli("load-clinic", "--confirm-moves", text=changed)
+
+    assert confirmed.exit_code == 0, confirmed.output
+    assert confirmed.output.endswith("Saved 1 change.\n")
+    with database.session() as s:
+        tom = s.scalar(select(Practitioner).where(Practitioner.key == "tom-reid"))
+        assert [service.key for service in tom.services] == ["initial"]
+        assert s.get(Appointment, appointment_id).status == "booked"  # kept, for staff to move
+
+
 # --- broken files: exit 1, the field and its line named, nothing changed ----------------------------
 
 

@@ -1,24 +1,12 @@
-"""The clinic as a file: ``load-clinic`` and ``export-clinic`` (docs/clinic-setup.md).
+"""The clinic as a file (docs/clinic-setup.md): its format, read and written.
 
-``read_document`` parses a clinic file and checks it against its JSON Schema
-(:mod:`.schema`), naming the line and field of every problem; ``plan_changes`` says what loading
-it would change and ``load_clinic`` changes it, both by one path (:mod:`.apply`), through the
-catalogue's own functions; ``export_clinic`` writes the stored clinic in the same format.
+``read_document`` parses a clinic file and checks it against its JSON Schema (:mod:`.schema`),
+naming the line and field of every problem; ``export_clinic`` writes the stored clinic in the
+same format (:mod:`.state`: the clinic in the file's terms). Loading one is a use case
+(``usecases.clinic_file``: plan, load), since a change may leave booked appointments to move.
 """
 
-from booking_service.clinic.files.apply import Change, FieldChange, describe, load_clinic, plan_changes
 from booking_service.clinic.files.document import ClinicFileError, Document, Problem, read_document
 from booking_service.clinic.files.export import export_clinic
 
-__all__ = [
-    "Change",
-    "ClinicFileError",
-    "Document",
-    "FieldChange",
-    "Problem",
-    "describe",
-    "export_clinic",
-    "load_clinic",
-    "plan_changes",
-    "read_document",
-]
+__all__ = ["ClinicFileError", "Document", "Problem", "export_clinic", "read_document"]

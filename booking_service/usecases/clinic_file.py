@@ -1,13 +1,20 @@
 """Loading a clinic file: what would change (a dry run) and changing it (a load), by one path.
 
+The file's format, schema and export are the clinic's (:mod:`booking_service.clinic.files`);
+loading it is a use case because a change of the catalogue may leave booked appointments to
+move, which only this layer may ask about (``usecases.catalogue``).
+
 Items are matched by their ``key``. A field present in the file is set; a field left out keeps
 its stored value (a new item takes the default); items absent from the file are left alone.
-Rows are written only through the catalogue's functions (``clinic.catalogue``: the console's
-validation and audit), ``clinic.operations.set_weekly_hours`` and ``update_policy``, so a file
-cannot store what the console would refuse.
+Rows are written only through the catalogue's functions (``usecases.catalogue``, which checks
+and saves with ``clinic.catalogue``: the console's validation and audit),
+``clinic.operations.set_weekly_hours`` and ``update_policy``, so a file cannot store what the
+console would refuse. A change that leaves future appointments to move (a practitioner who no
+longer offers a service, a closed location, a longer service) lists them, and the load refuses
+it unless the caller confirms (:class:`MovesNotConfirmed`), as the console does.
 
 The changes are read, not predicted: the load applies each item, then compares the stored
-clinic before and after (in the file's own terms, :mod:`~booking_service.clinic.files.state`).
+clinic before and after (in the file's own terms, :mod:`booking_service.clinic.files.state`).
 An item whose file values differ from the stored ones only in how they are written (a phone
 number with spaces, a time as ``9:00``) is applied in a savepoint and rolled back when nothing
 stored changed, so loading an unchanged file writes nothing, not even an audit row.
@@ -18,10 +25,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import date, time
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
 from functools import partial
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,7 +50,9 @@ from booking_service.clinic.models import ClinicSettings, Location, Practitioner
 from booking_service.clinic.operations import HoursRow, set_weekly_hours, update_policy
 from booking_service.db import write_transaction
 from booking_service.errors import DomainError
+from booking_service.scheduling.models import Appointment
 from booking_service.staff.models import User
+from booking_service.usecases import catalogue as checked
 
 T = TypeVar("T")
 
@@ -101,15 +111,43 @@ class Change:
     kind: str
     key: str
     fields: tuple[FieldChange, ...]
+    # The future appointments the change leaves to move, described (time, service, who, where).
+    to_move: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
-        """The change as text: a heading, then one indented line per field."""
+        """The change as text: a heading, then one indented line per field, then the
+        appointments it leaves to move."""
         title = f"{self.action} {self.kind}" + (f" {self.key}" if self.key else "")
         if self.action == "create":
             body = [f"    {f.name}: {show(f.new)}" for f in self.fields]
         else:
             body = [f"    {f.name}: {show(f.old)} -> {show(f.new)}" for f in self.fields]
+        if self.to_move:
+            count = len(self.to_move)
+            body.append(f"    leaves {count} future appointment{'s' if count != 1 else ''} to move:")
+            body += [f"      {text}" for text in self.to_move]
         return [title, *body]
+
+
+class MovesNotConfirmed(Exception):
+    """The file's changes leave future appointments to move and the caller did not confirm:
+    nothing is kept (the caller rolls back). ``changes`` lists them, each with ``to_move``."""
+
+    def __init__(self, changes: list[Change]) -> None:
+        super().__init__("the clinic file leaves future appointments to move")
+        self.changes = changes
+
+    @property
+    def count(self) -> int:
+        return sum(len(change.to_move) for change in self.changes)
+
+
+def _appointment_text(appointment: Appointment) -> str:
+    start = appointment.start_at.astimezone(ZoneInfo(appointment.location.timezone))
+    return (
+        f"appointment {appointment.id}: {start:%a %Y-%m-%d %H:%M} {appointment.service.name} "
+        f"with {appointment.practitioner.display_name} at {appointment.location.name}"
+    )
 
 
 def show(value: Any) -> str:
@@ -255,6 +293,9 @@ class _Context:
     document: Document
     locations: dict[str, int]  # key -> id, stored or created so far
     services: dict[str, int]
+    now: datetime
+    # (kind, key) -> the future appointments the item's change leaves to move
+    to_move: dict[tuple[str, str], list[Appointment]]
 
 
 def _stored_keys(session: Session, model: type) -> dict[str, int]:
@@ -353,10 +394,11 @@ def _file_field(name: str) -> Path:
 
 def _save(
     session: Session, save: Callable[[], T], stored: Mapping[str, Any] | None, state_of: Callable[[T], Mapping]
-) -> T:
+) -> tuple[T, bool]:
     """Run ``save`` in a savepoint, kept unless the item was stored before (``stored``, its
     state then) and ``state_of`` its result is still the same: an item written otherwise in
-    the file but stored alike leaves no trace, not even an audit row."""
+    the file but stored alike leaves no trace, not even an audit row. Returns (the result,
+    whether it was kept)."""
     savepoint = session.begin_nested()
     try:
         result = save()
@@ -366,9 +408,9 @@ def _save(
         raise
     if stored is not None and dict(state_of(result)) == dict(stored):
         savepoint.rollback()
-    else:
-        savepoint.commit()
-    return result
+        return result, False
+    savepoint.commit()
+    return result, True
 
 
 def _clinic_fields(clinic: ClinicSettings) -> dict[str, Any]:
@@ -434,12 +476,17 @@ def _apply_locations(ctx: _Context) -> None:
         fields = catalogue.LocationFields(**values)
         location_id = location.id if location is not None else None
         try:
-            saved = _save(
-                session, partial(catalogue.save_location, session, location_id, fields), stored, location_state
+            (saved, impact), kept = _save(
+                session,
+                partial(checked.save_location, session, location_id, fields, now=ctx.now, confirm_impact=True),
+                stored,
+                lambda result: location_state(result[0]),
             )
         except DomainError as exc:
             raise _refused(document, path, raw["key"], exc, _file_field) from None
         ctx.locations[saved.key] = saved.id
+        if kept and impact:
+            ctx.to_move["location", saved.key] = impact
 
 
 def _apply_services(ctx: _Context) -> None:
@@ -456,10 +503,17 @@ def _apply_services(ctx: _Context) -> None:
         fields = catalogue.ServiceFields(**values, practitioner_ids=offered_by)
         service_id = service.id if service is not None else None
         try:
-            saved = _save(session, partial(catalogue.save_service, session, service_id, fields), stored, service_state)
+            (saved, impact), kept = _save(
+                session,
+                partial(checked.save_service, session, service_id, fields, now=ctx.now, confirm_impact=True),
+                stored,
+                lambda result: service_state(result[0]),
+            )
         except DomainError as exc:
             raise _refused(document, path, raw["key"], exc, _file_field) from None
         ctx.services[saved.key] = saved.id
+        if kept and impact:
+            ctx.to_move["service", saved.key] = impact
 
 
 def _apply_practitioners(ctx: _Context) -> None:
@@ -490,14 +544,18 @@ def _apply_practitioners(ctx: _Context) -> None:
             )
             practitioner_id = practitioner.id if practitioner is not None else None
             try:
-                practitioner = _save(
+                (practitioner, impact), kept = _save(
                     session,
-                    partial(catalogue.save_practitioner, session, practitioner_id, fields),
+                    partial(
+                        checked.save_practitioner, session, practitioner_id, fields, now=ctx.now, confirm_impact=True
+                    ),
                     None if stored is None else _without_hours(stored),
-                    lambda item: _without_hours(practitioner_state(item, user_emails)),
+                    lambda result: _without_hours(practitioner_state(result[0], user_emails)),
                 )
             except DomainError as exc:
                 raise _refused(document, path, raw["key"], exc, _file_field) from None
+            if kept and impact:
+                ctx.to_move["practitioner", practitioner.key] = impact
         if "hours" in raw:
             _apply_hours(ctx, path, practitioner, raw["hours"])
 
@@ -540,9 +598,10 @@ def _hours_field(name: str) -> Path:
     return (name,)
 
 
-def apply_document(session: Session, document: Document) -> list[Change]:
+def apply_document(session: Session, document: Document, *, now: datetime) -> list[Change]:
     """Create or update what ``document`` describes, in ``session`` (flushed, never committed),
-    and return what changed. Raises ClinicFileError (the caller rolls back: nothing is kept)."""
+    and return what changed, each change with the future appointments (after ``now``) it leaves
+    to move. Raises ClinicFileError (the caller rolls back: nothing is kept)."""
     check_references(session, document)
     before = _items(current_state(session))
     ctx = _Context(
@@ -550,29 +609,39 @@ def apply_document(session: Session, document: Document) -> list[Change]:
         document,
         locations=_stored_keys(session, Location),
         services=_stored_keys(session, Service),
+        now=now,
+        to_move={},
     )
     _apply_clinic(ctx)
     _apply_locations(ctx)
     _apply_services(ctx)
     _apply_practitioners(ctx)
     session.flush()
+    to_move = {ident: tuple(map(_appointment_text, items)) for ident, items in ctx.to_move.items()}
     session.expire_all()
-    return _diff(before, _items(current_state(session)))
+    changes = _diff(before, _items(current_state(session)))
+    return [replace(change, to_move=to_move.get((change.kind, change.key), ())) for change in changes]
 
 
-def load_clinic(session: Session, document: Document) -> list[Change]:
-    """Load ``document`` into the clinic (the caller commits); returns what changed."""
+def load_clinic(session: Session, document: Document, *, now: datetime, confirm_moves: bool = False) -> list[Change]:
+    """Load ``document`` into the clinic (the caller commits); returns what changed. Raises
+    ClinicFileError for a bad file, and MovesNotConfirmed when the changes leave future
+    appointments to move and ``confirm_moves`` is False (the caller rolls back either way)."""
     write_transaction(session)
-    return apply_document(session, document)
+    changes = apply_document(session, document, now=now)
+    if not confirm_moves and any(change.to_move for change in changes):
+        raise MovesNotConfirmed(changes)
+    return changes
 
 
-def plan_changes(session: Session, document: Document) -> list[Change]:
-    """What loading ``document`` would change, leaving the database as it was: the load runs
-    in a savepoint that is rolled back. Raises ClinicFileError as the load would."""
+def plan_changes(session: Session, document: Document, *, now: datetime) -> list[Change]:
+    """What loading ``document`` would change (with the appointments each change leaves to
+    move), leaving the database as it was: the load runs in a savepoint that is rolled back.
+    Raises ClinicFileError as the load would."""
     write_transaction(session)
     savepoint = session.begin_nested()
     try:
-        return apply_document(session, document)
+        return apply_document(session, document, now=now)
     finally:
         savepoint.rollback()
         session.expire_all()
