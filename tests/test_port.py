@@ -37,9 +37,7 @@ def test_the_demo_serves_and_links_on_the_port_asked_for():
 
 
 def test_the_demo_refuses_a_local_public_base_url_on_another_port():
-    with pytest.raises(
-        SystemExit, match=r"http://127\.0\.0\.1:5000 but the demo listens on port 8080"
-    ):
+    with pytest.raises(SystemExit, match=r"http://127\.0\.0\.1:5000 but the demo listens on port 8080"):
         demo_environment(8080, {"PUBLIC_BASE_URL": "http://127.0.0.1:5000"})
     assert demo_environment(8080, {"PUBLIC_BASE_URL": "http://localhost:8080"})["PORT"] == "8080"
 
