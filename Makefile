@@ -23,7 +23,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-## make run: install, migrate the SQLite database, load the demo clinic if empty, start web + worker.
+## make run: install, migrate the SQLite database, load the demo clinic if empty, start web + worker
+## on PORT (`make run PORT=8080`; PUBLIC_BASE_URL follows it unless set).
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty

@@ -86,6 +86,7 @@ def load_bookings(database: Database, count: int) -> int:
                     ),
                     secret_key=SECRET,
                     now=now,
+                    confirm=False,  # the seed's outbox as measured before staff bookings confirmed
                 )
             except DomainError:
                 continue

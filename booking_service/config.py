@@ -79,6 +79,9 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+DEFAULT_PORT = 5000
+
+
 @dataclass(frozen=True)
 class Settings:
     """The parsed environment. Attribute names are the variable names."""
@@ -86,7 +89,10 @@ class Settings:
     ENV: str = "development"
     DATABASE_URL: str = ""
     SECRET_KEY: str = ""
-    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    # The port the development server listens on (`make run PORT=8080`); the default
+    # PUBLIC_BASE_URL follows it, so links in messages point at the same server.
+    PORT: int = DEFAULT_PORT
+    PUBLIC_BASE_URL: str = f"http://127.0.0.1:{DEFAULT_PORT}"
     SMS_BACKEND: str = "console"
     TWILIO_ACCOUNT_SID: str | None = None
     TWILIO_AUTH_TOKEN: str | None = None
@@ -186,8 +192,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret = _dev_secret_key(instance_dir)
     values["SECRET_KEY"] = secret
 
+    if (raw := get("PORT")) is not None:
+        values["PORT"] = _parse_int("PORT", raw, minimum=1, maximum=65535)
     if (raw := get("PUBLIC_BASE_URL")) is not None:
         values["PUBLIC_BASE_URL"] = _parse_base_url("PUBLIC_BASE_URL", raw, path_allowed=True)
+    else:
+        values["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{values.get('PORT', DEFAULT_PORT)}"
     if (raw := get("TWILIO_API_BASE_URL")) is not None:
         values["TWILIO_API_BASE_URL"] = _parse_base_url("TWILIO_API_BASE_URL", raw, path_allowed=False)
     if (raw := get("SMS_BACKEND")) is not None:

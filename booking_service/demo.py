@@ -137,7 +137,7 @@ def _book_demo_appointments(session: Session, *, secret_key: str, now: datetime,
             ),
         )
         try:
-            book(session, request, secret_key=secret_key, now=now)
+            book(session, request, secret_key=secret_key, now=now, confirm=False)  # made-up patients
         except DomainError:
             continue  # the demo patient already has a visit then: skip it
         booked += 1

@@ -33,7 +33,9 @@ def clinic(make_clinic):
     return make_clinic()
 
 
-def book(session, clinic, start, *, source="online", now=NOW, service="initial", **patient) -> Appointment:
+def book(
+    session, clinic, start, *, source="online", now=NOW, service="initial", confirm=True, **patient
+) -> Appointment:
     details = {
         "first_name": "Alex",
         "last_name": "Tremblay",
@@ -50,7 +52,7 @@ def book(session, clinic, start, *, source="online", now=NOW, service="initial",
         patient=PatientDetails(**details),
         source=source,
     )
-    appointment = usecases.book(session, request, secret_key=SECRET, now=now).appointment
+    appointment = usecases.book(session, request, secret_key=SECRET, now=now, confirm=confirm).appointment
     session.commit()
     return appointment
 
@@ -89,8 +91,22 @@ def test_booking_by_the_patient_plans_confirmations_and_reminders_at_the_right_i
         assert f"appt:{appointment.id}:{row.kind}:{row.channel}:" in row.dedupe_key
 
 
-def test_staff_booking_plans_reminders_but_no_confirmation(session, clinic):
-    appointment = book(session, clinic, local("2026-11-26", "10:00"), source="staff")
+def test_a_staff_booking_is_confirmed_like_the_patients_own(session, clinic):
+    online = book(session, clinic, local("2026-11-26", "10:00"))
+    staff = book(session, clinic, local("2026-11-27", "10:00"), source="staff")
+
+    assert plan(session, staff.id) == {
+        ("confirmation", "email", "2026-11-23T13:00Z"),
+        ("confirmation", "sms", "2026-11-23T13:00Z"),
+        ("reminder", "email", "2026-11-25T14:00Z"),
+        ("reminder", "sms", "2026-11-26T15:00Z"),
+    }
+    kinds = {(r.kind, r.channel, r.template, r.to) for r in rows(session, staff.id)}
+    assert kinds == {(r.kind, r.channel, r.template, r.to) for r in rows(session, online.id)}
+
+
+def test_a_staff_booking_for_a_patient_at_the_desk_plans_reminders_but_no_confirmation(session, clinic):
+    appointment = book(session, clinic, local("2026-11-26", "10:00"), source="staff", confirm=False)
 
     assert plan(session, appointment.id) == {
         ("reminder", "email", "2026-11-24T14:00Z"),
@@ -145,9 +161,9 @@ def test_reminders_already_due_or_right_after_the_confirmation_are_not_planned(s
     }
 
 
-def test_a_staff_booking_keeps_a_reminder_that_a_patient_booking_would_drop(session, clinic):
-    # No confirmation text goes out for a staff booking, so the 24-hour reminder is the only one.
-    appointment = book(session, clinic, local("2026-11-24", "09:00"), source="staff")
+def test_a_booking_without_confirmation_keeps_a_reminder_that_a_confirmed_one_would_drop(session, clinic):
+    # No confirmation text goes out (the patient is at the desk), so the 24-hour reminder is the only one.
+    appointment = book(session, clinic, local("2026-11-24", "09:00"), source="staff", confirm=False)
 
     assert plan(session, appointment.id) == {("reminder", "sms", "2026-11-23T14:00Z")}
 
@@ -155,8 +171,8 @@ def test_a_staff_booking_keeps_a_reminder_that_a_patient_booking_would_drop(sess
 def test_a_reminder_due_less_than_an_hour_before_the_start_is_not_planned(make_clinic, session):
     clinic = make_clinic(reminder_rules=[{"channel": "sms", "days_before": 0, "at": "09:00"}])
 
-    early = book(session, clinic, local("2026-11-26", "09:30"), source="staff")
-    later = book(session, clinic, local("2026-11-26", "10:00"), source="staff", first_name="Sam")
+    early = book(session, clinic, local("2026-11-26", "09:30"), source="staff", confirm=False)
+    later = book(session, clinic, local("2026-11-26", "10:00"), source="staff", confirm=False, first_name="Sam")
 
     assert plan(session, early.id) == set()
     assert plan(session, later.id) == {("reminder", "sms", "2026-11-26T14:00Z")}
@@ -171,7 +187,7 @@ def test_clinic_reminder_rules_are_followed_on_dst_days(make_clinic, session):
         ]
     )
     now = utc("2026-02-20T15:00Z")
-    appointment = book(session, clinic, local("2026-03-09", "10:00"), source="staff", now=now)  # Monday, EDT
+    appointment = book(session, clinic, local("2026-03-09", "10:00"), confirm=False, now=now)  # Monday, EDT
 
     assert plan(session, appointment.id) == {
         ("reminder", "email", "2026-03-08T13:00Z"),  # Sunday 09:00 EDT, the day DST starts
@@ -185,7 +201,7 @@ def test_a_malformed_reminder_rule_is_ignored_and_the_others_planned(make_clinic
         reminder_rules=[{"channel": "sms", "hours_before": "soon"}, {"channel": "sms", "hours_before": 24}]
     )
 
-    appointment = book(session, clinic, local("2026-11-26", "10:00"), source="staff")
+    appointment = book(session, clinic, local("2026-11-26", "10:00"), confirm=False)
 
     assert plan(session, appointment.id) == {("reminder", "sms", "2026-11-25T15:00Z")}
 
@@ -194,7 +210,7 @@ def test_planning_twice_is_a_no_op(session, clinic):
     appointment = book(session, clinic, local("2026-11-26", "10:00"))
     before = [(r.id, r.dedupe_key) for r in rows(session)]
 
-    planning.booked(session, appointment, clinic=get_clinic(session), now=NOW, by_patient=True)
+    planning.booked(session, appointment, clinic=get_clinic(session), now=NOW, confirm=True)
     session.commit()
 
     assert [(r.id, r.dedupe_key) for r in rows(session)] == before

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import date
+
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from booking_service import errors
-from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
+from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service, WorkingHours
 from booking_service.errors import NotFound, ValidationFailed
 
 
@@ -27,6 +29,31 @@ def active_services(session: Session, *, online_only: bool = True) -> list[Servi
 
 def active_locations(session: Session) -> list[Location]:
     return list(session.scalars(select(Location).where(Location.active.is_(True)).order_by(Location.id)))
+
+
+def practitioner_location_on(session: Session, practitioner_id: int, day: date) -> int | None:
+    """Where the practitioner works on ``day``: the active location of their earliest hours that
+    weekday, else the first active location they work at; None when they work nowhere."""
+    hours = select(WorkingHours.location_id).join(Location, Location.id == WorkingHours.location_id)
+    found = session.scalars(
+        hours.where(
+            WorkingHours.practitioner_id == practitioner_id,
+            WorkingHours.weekday == day.weekday(),
+            or_(WorkingHours.valid_from.is_(None), WorkingHours.valid_from <= day),
+            or_(WorkingHours.valid_until.is_(None), WorkingHours.valid_until >= day),
+            Location.active.is_(True),
+        )
+        .order_by(WorkingHours.start_time)
+        .limit(1)
+    ).first()
+    if found is not None:
+        return found
+    return session.scalars(
+        select(Location.id)
+        .where(Location.active.is_(True), Location.practitioners.any(Practitioner.id == practitioner_id))
+        .order_by(Location.id)
+        .limit(1)
+    ).first()
 
 
 def practitioners_for(

@@ -25,6 +25,7 @@ from booking_service.console.common import (
 )
 from booking_service.context import db_session, settings, utcnow
 from booking_service.errors import DomainError
+from booking_service.messaging.queries import messages_of
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import RED_FLAGS
@@ -35,6 +36,7 @@ SEARCH_DAYS = 7
 PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "language")
 MAX_FIELD = 254
 MAX_REASON = 2000
+CHANNEL_WORDS = {"email": "email", "sms": "text"}
 
 
 def _choice(form) -> dict:
@@ -135,6 +137,17 @@ def _render(choice: dict, *, values: dict, errors: dict, error: str | None, stat
     )
 
 
+def _confirmation_note(session, appointment_id: int, *, asked: bool) -> str:
+    """What the patient is sent, for the desk to tell the caller."""
+    if not asked:
+        return "No confirmation sent, as asked; reminders as usual."
+    channels = {m.channel for m in messages_of(session, appointment_id) if m.kind == "confirmation"}
+    if not channels:
+        return "No confirmation could be sent: no email address, and no texts agreed to."
+    words = " and ".join(CHANNEL_WORDS[c] for c in ("email", "sms") if c in channels)
+    return f"A confirmation with the manage link goes by {words}."
+
+
 def start():
     """GET: the choice form, the free times and the caller's details form."""
     return _render(_choice(request.args), values=_prefill(), errors={}, error=None)
@@ -151,6 +164,7 @@ def submit():
         reason=form.get("reason", "").strip()[:MAX_REASON],
         red_flags={key: form.get(f"rf_{key}") == "yes" for key in RED_FLAGS},
         start=form.get("start", ""),
+        no_confirmation=form.get("no_confirmation") == "yes",
     )
     start_at = parse_slot_value(values["start"])
     if start_at is None:
@@ -173,19 +187,23 @@ def submit():
         ),
         source="staff",
         intake_reason=values["reason"] or None,
-        red_flags={key: True for key, said_yes in values["red_flags"].items() if said_yes},
+        # The caller was asked every question: an unticked box is "not reported" (recorded as no).
+        red_flags=values["red_flags"],
     )
     session = db_session()
     try:
-        booked = book(session, request_, secret_key=settings().SECRET_KEY, now=utcnow())
+        booked = book(
+            session, request_, secret_key=settings().SECRET_KEY, now=utcnow(), confirm=not values["no_confirmation"]
+        )
     except DomainError as exc:
         return _render(
             choice, values=values, errors=staff_field_errors(exc), error=staff_message(exc), status=exc.status
         )
     appointment = booked.appointment
+    note = _confirmation_note(session, appointment.id, asked=not values["no_confirmation"])
     flash(
         f"Booked {appointment.patient.display_name} on {fmt_when(appointment.start_at, appointment.location.timezone)} "
-        f"with {appointment.practitioner.display_name}.",
+        f"with {appointment.practitioner.display_name}. {note}",
         "success",
     )
     return redirect(url_for("console.appointment", appointment_id=appointment.id))

@@ -61,15 +61,19 @@ def clinic_or_none() -> ClinicSettings | None:
     return g.staff_clinic
 
 
-def choose_location() -> tuple[Location | None, list[Location]]:
+def choose_location(prefer: Callable[[], int | None] | None = None) -> tuple[Location | None, list[Location]]:
     """(the location to show, all active ones): ``?location=`` if valid (remembered for the next
-    pages), else the one remembered, else the first."""
+    pages), else the one ``prefer()`` names (a practitioner's: where they work that day), else
+    the one remembered, else the first."""
     locations = active_locations(db_session())
     by_id = {location.id: location for location in locations}
     wanted = parse_int(request.args.get("location"))
     if wanted in by_id:
         session[LOCATION_KEY] = wanted
         return by_id[wanted], locations
+    preferred = prefer() if prefer is not None else None
+    if preferred in by_id:
+        return by_id[preferred], locations
     remembered = session.get(LOCATION_KEY)
     if remembered in by_id:
         return by_id[remembered], locations
@@ -114,6 +118,13 @@ def zone_label(tz_name: str, on: date) -> str:
     """``America/Toronto (EST)``: the zone and its abbreviation at noon that day."""
     noon = datetime(on.year, on.month, on.day, 12, tzinfo=_zone(tz_name))
     return f"{tz_name} ({noon.tzname()})"
+
+
+def service_label(service) -> str:
+    """``Initial assessment (60 min)``; a name that already says its length
+    (``Follow-up (30 min)``) is not told it twice."""
+    minutes = f"{service.duration_minutes} min"
+    return service.name if minutes in service.name else f"{service.name} ({minutes})"
 
 
 def display_phone(number: str | None) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import render_template, request
+from flask import flash, render_template, request
 
+from booking_service import access
+from booking_service.clinic.queries import practitioner_location_on
 from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import choose_location, local_today, parse_date
 from booking_service.context import db_session
@@ -13,8 +15,23 @@ from booking_service.messaging.queries import appointments_with_failures
 from booking_service.scheduling.queries import WEEK_DAYS, day_schedule, week_schedule
 
 
+def _own_location():
+    """For a practitioner's login: a ``prefer`` for ``choose_location`` naming where they work on
+    the day asked for (so their own day opens), and a word when the login is not linked yet."""
+    scope = practitioner_scope()
+    if scope is None:
+        return None
+    if scope == access.NOBODY:
+        flash(
+            "Your login is not linked to a practitioner yet, so no appointments show: ask an admin to link it.", "error"
+        )
+        return None
+    day = parse_date(request.args.get("date")) or local_today(None)
+    return lambda: practitioner_location_on(db_session(), scope, day)
+
+
 def day():
-    location, locations = choose_location()
+    location, locations = choose_location(_own_location())
     today = local_today(location)
     shown = parse_date(request.args.get("date")) or today
     include_cancelled = request.args.get("cancelled") == "1"
@@ -41,7 +58,7 @@ def day():
 
 
 def week():
-    location, locations = choose_location()
+    location, locations = choose_location(_own_location())
     today = local_today(location)
     shown = parse_date(request.args.get("date")) or today
     monday = shown - timedelta(days=shown.weekday())

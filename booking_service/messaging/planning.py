@@ -7,18 +7,20 @@ each is still wanted (appointment still active, phone not opted out, quiet hours
 
 Who gets what (the rules; docs/messaging.md explains them for clinic staff):
 
-* **Notices answer a booking change** (``confirmation`` when the patient booked,
-  ``reschedule``, ``cancellation``): due at once. By e-mail whenever the patient gave an
-  address: a notice confirms a transaction the patient is part of (CASL treats such messages as
-  transactional), so it does not need marketing consent. By SMS only with SMS consent, a
-  usable number, and no STOP from that number.
+* **Notices answer a booking change** (``confirmation``, ``reschedule``, ``cancellation``): due
+  at once. By e-mail whenever the patient gave an address: a notice confirms a transaction the
+  patient is part of (CASL treats such messages as transactional), so it does not need marketing
+  consent. By SMS only with SMS consent, a usable number, and no STOP from that number.
 * **Reminders** follow ``clinic.reminder_rules`` (see :mod:`.rules`) and need consent on their
   channel (``sms_consent`` and no STOP; ``email_consent``). One is skipped when, at planning time,
   it is already due, would arrive less than an hour before the start, or would follow a notice
-  sent now on the same channel by less than six hours.
-* A staff booking gets no confirmation (the patient is on the phone or at the desk), but
-  reminders as usual. A reschedule or cancellation is notified whoever made it: a patient whose
-  visit staff moved must hear of it.
+  sent now on the same channel by less than six hours. When that leaves a patient who may get
+  reminders on some channel with none at all (an e-mail-only patient booked after the e-mail
+  rule's hour), the latest rule still ahead is planned on a channel they may get.
+* Every booking is confirmed, whoever made it (a staff booking by the same path as the
+  patient's), except when staff say not to (a patient standing at the desk): then reminders
+  only. A reschedule or cancellation is notified whoever made it: a patient whose visit staff
+  moved must hear of it.
 * **Follow-up** (``clinic.follow_up_prompt``): a completed visit with no later booking gets one
   "book your next visit" message the next local day at 10:00, by SMS (with consent) or else
   e-mail (with consent).
@@ -210,39 +212,50 @@ def _reminders(
     patient = appointment.patient
     tz = ZoneInfo(appointment.location.timezone)
     start = appointment.start_at
-    rows = []
+    # Where each channel's reminders may go (None: not to this patient).
+    reachable = {
+        "sms": patient.phone if sms_allowed(session, patient) else None,
+        "email": patient.email if email_allowed(patient, transactional=False) else None,
+    }
+    parsed = []
     for raw in clinic.reminder_rules or []:
         try:
-            rule = rules.parse_rule(raw)
+            parsed.append(rules.parse_rule(raw))
         except rules.RuleError as exc:
             # A bad rule must not block a booking; the settings page validates what it saves.
             logger.warning("ignoring reminder rule: %s", exc)
-            continue
-        if rule.channel == "sms":
-            if not sms_allowed(session, patient):
-                continue
-            to = patient.phone
-        else:
-            if not email_allowed(patient, transactional=False):
-                continue
-            to = patient.email
+
+    def wanted(rule: rules.ReminderRule, channel: str) -> datetime | None:
         due = rule.due(start, tz)
-        if not rules.reminder_wanted(due, start=start, now=now, notice_at=notices.get(rule.channel)):
-            continue
-        rows.append(
-            row(
-                appointment,
-                patient,
-                kind="reminder",
-                channel=rule.channel,
-                to=to,
-                due=due,
-                key=_key(appointment, "reminder", rule.channel, rule.key),
-                now=now,
-                payload={"start_at": start.astimezone(UTC).isoformat(), "rule": rule.key},
-            )
+        ok = reachable[channel] is not None and rules.reminder_wanted(
+            due, start=start, now=now, notice_at=notices.get(channel)
         )
-    _insert(session, rows)
+        return due if ok else None
+
+    def reminder(rule: rules.ReminderRule, channel: str, due: datetime) -> OutboxMessage:
+        return row(
+            appointment,
+            patient,
+            kind="reminder",
+            channel=channel,
+            to=reachable[channel],
+            due=due,
+            key=_key(appointment, "reminder", channel, rule.key),
+            now=now,
+            payload={"start_at": start.astimezone(UTC).isoformat(), "rule": rule.key},
+        )
+
+    planned = [reminder(rule, rule.channel, due) for rule in parsed if (due := wanted(rule, rule.channel))]
+    if not planned:
+        # None of the rules reaches this patient in time on its own channel (an e-mail-only
+        # patient booked after the e-mail rule's hour, with an SMS rule still ahead): the latest
+        # rule still ahead goes on a channel the patient may get, so nobody is left unreminded.
+        for rule in sorted(parsed, key=lambda r: r.due(start, tz), reverse=True):
+            fallback = next(((channel, due) for channel in rules.CHANNELS if (due := wanted(rule, channel))), None)
+            if fallback is not None:
+                planned.append(reminder(rule, *fallback))
+                break
+    _insert(session, planned)
 
 
 def has_later_booking(session: Session, appointment: Appointment, now: datetime) -> bool:
@@ -291,9 +304,10 @@ def _follow_up(session: Session, appointment: Appointment, *, now: datetime) -> 
 # --------------------------------------------------------------------------- entry points
 
 
-def booked(session, appointment, *, clinic, now, by_patient) -> None:
-    """A new booking: a confirmation when the patient made it, and its reminders."""
-    notices = _notice(session, appointment, "confirmation", now=now) if by_patient else {}
+def booked(session, appointment, *, clinic, now, confirm: bool = True) -> None:
+    """A new booking: its confirmation (unless ``confirm`` is False: staff booked a patient
+    standing at the desk) and its reminders."""
+    notices = _notice(session, appointment, "confirmation", now=now) if confirm else {}
     _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
 
 

@@ -102,6 +102,7 @@ def _alternatives(
     around: datetime,
     now: datetime,
     ignore_appointment_id: int | None = None,
+    staff: bool = False,
 ) -> list[availability.Slot]:
     day = slots.local_date(around, location)
     found = slots.find_slots(
@@ -114,6 +115,7 @@ def _alternatives(
         last_day=day + timedelta(days=7),
         now=now,
         ignore_appointment_id=ignore_appointment_id,
+        staff=staff,
     )
     return slots.nearest_slots(found, around, ALTERNATIVES)
 
@@ -128,8 +130,10 @@ def _check_start(
     start: datetime,
     now: datetime,
     ignore_appointment_id: int | None = None,
+    staff: bool = False,
 ) -> Practitioner:
-    """The practitioner (of ``candidates``) free at ``start``, the least busy that day first.
+    """The practitioner (of ``candidates``) free at ``start``, the least busy that day first;
+    ``staff``: in the window staff book in (no minimum notice: a walk-in can be booked now).
 
     Raises SlotTaken when ``start`` is on the grid of someone's hours but nobody is free then,
     SlotUnavailable when it is not a slot at all. Both carry nearby alternatives.
@@ -148,7 +152,7 @@ def _check_start(
         last_day=day,
         ignore_appointment_id=ignore_appointment_id,
     )
-    options = slots.engine_options(clinic, service, now)
+    options = slots.engine_options(clinic, service, now, staff=staff)
     free = [c for c in calendars if availability.is_free(c, start, **options)]
     if free:
         chosen = min(free, key=lambda c: (len(c.busy), c.practitioner_id))
@@ -172,6 +176,7 @@ def _check_start(
         around=start,
         now=now,
         ignore_appointment_id=ignore_appointment_id,
+        staff=staff,
     )
     if on_grid:
         raise SlotTaken(alternatives=alternatives)
@@ -225,15 +230,23 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
             fields={"intake.red_flags": errors.RED_FLAG_KEYS_UNKNOWN},
             field_params={"intake.red_flags": {"keys": ", ".join(sorted(unknown))}},
         )
+    staff = request.source == "staff"
     service, location, candidates = bookable(
         session,
         service_id=request.service_id,
         location_id=request.location_id,
         practitioner_id=request.practitioner_id,
-        staff=request.source == "staff",
+        staff=staff,
     )
     practitioner = _check_start(
-        session, clinic=clinic, service=service, location=location, candidates=candidates, start=request.start, now=now
+        session,
+        clinic=clinic,
+        service=service,
+        location=location,
+        candidates=candidates,
+        start=request.start,
+        now=now,
+        staff=staff,
     )
     start = request.start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=service.duration_minutes)
@@ -384,6 +397,7 @@ def move(session: Session, appointment_id: int, new_start: datetime, *, now: dat
         start=new_start,
         now=now,
         ignore_appointment_id=appointment.id,
+        staff=not by_patient,
     )
     new_end = new_start + (appointment.end_at - appointment.start_at)
     if _patient_busy(session, appointment.patient_id, new_start, new_end, appointment.id):

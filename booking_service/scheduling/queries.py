@@ -151,8 +151,8 @@ def appointments_of(session: Session, patient_id: int, *, practitioner_id: int |
 
 
 def reschedule_options(session: Session, appointment: Appointment, *, now: datetime, days: int = 14) -> list[Slot]:
-    """Free times to move ``appointment`` to: same service, location and practitioner, from
-    today for ``days`` local days, its own current time left out."""
+    """Free times staff may move ``appointment`` to: same service, location and practitioner,
+    from today for ``days`` local days (no minimum notice), its own current time left out."""
     location = appointment.location
     today = slots.local_date(now, location)
     found = slots.find_slots(
@@ -165,6 +165,7 @@ def reschedule_options(session: Session, appointment: Appointment, *, now: datet
         last_day=today + timedelta(days=days - 1),
         now=now,
         ignore_appointment_id=appointment.id,
+        staff=True,
     )
     return [slot for slot in found if slot.start != appointment.start_at]
 
@@ -181,7 +182,8 @@ def staff_slots(
 ) -> list[Slot]:
     """Free times a staff member may book for a caller: any active service (staff-only ones
     too) at the location, with one practitioner or anyone, for ``days`` local days from
-    ``first_day``. "Anyone" gives one slot per start (the first practitioner free then).
+    ``first_day``, from now on (no minimum notice: walk-ins; see ``slots.booking_window``).
+    "Anyone" gives one slot per start (the first practitioner free then).
 
     Raises NotFound (unknown service or location) or ValidationFailed (that practitioner does
     not offer the service there), like :func:`booking_service.clinic.queries.bookable`.
@@ -198,6 +200,7 @@ def staff_slots(
         first_day=first_day,
         last_day=first_day + timedelta(days=days - 1),
         now=now,
+        staff=True,
     )
     unique: dict[datetime, Slot] = {}
     for slot in found:

@@ -30,11 +30,16 @@ from booking_service.scheduling.availability import PractitionerCalendar, Slot, 
 from booking_service.scheduling.models import Appointment
 
 MAX_RANGE_DAYS = 62
+# Staff may book a time that started this long ago: the walk-in standing at the desk takes the
+# slot that began a few minutes before. The clinic's minimum notice binds online booking only.
+STAFF_GRACE = timedelta(minutes=10)
 
 
-def booking_window(clinic: ClinicSettings, now: datetime) -> tuple[datetime, datetime]:
-    """(not_before, not_after): minimum notice and booking horizon as instants."""
-    return now + timedelta(minutes=clinic.min_notice_minutes), now + timedelta(days=clinic.horizon_days)
+def booking_window(clinic: ClinicSettings, now: datetime, *, staff: bool = False) -> tuple[datetime, datetime]:
+    """(not_before, not_after): minimum notice (for staff: :data:`STAFF_GRACE` ago) and the
+    booking horizon, as instants."""
+    notice = -STAFF_GRACE if staff else timedelta(minutes=clinic.min_notice_minutes)
+    return now + notice, now + timedelta(days=clinic.horizon_days)
 
 
 class _CalendarQueries(NamedTuple):
@@ -178,8 +183,8 @@ def load_calendars(
     return [PractitionerCalendar.from_trusted(p.id, tz, tuple(hours[p.id]), busy[p.id], closed) for p in practitioners]
 
 
-def engine_options(clinic: ClinicSettings, service: Service, now: datetime) -> dict:
-    not_before, not_after = booking_window(clinic, now)
+def engine_options(clinic: ClinicSettings, service: Service, now: datetime, *, staff: bool = False) -> dict:
+    not_before, not_after = booking_window(clinic, now, staff=staff)
     return {
         "duration": timedelta(minutes=service.duration_minutes),
         "buffer_after": timedelta(minutes=service.buffer_minutes),
@@ -200,8 +205,10 @@ def find_slots(
     last_day: date,
     now: datetime,
     ignore_appointment_id: int | None = None,
+    staff: bool = False,
 ) -> list[Slot]:
-    """Free slots of ``practitioners`` (merged: "anyone") at ``location`` for those local days."""
+    """Free slots of ``practitioners`` (merged: "anyone") at ``location`` for those local days;
+    ``staff``: the window staff book in (no minimum notice, see :func:`booking_window`)."""
     calendars = load_calendars(
         session,
         location=location,
@@ -211,7 +218,7 @@ def find_slots(
         ignore_appointment_id=ignore_appointment_id,
     )
     return availability.free_slots_any(
-        calendars, first_day=first_day, last_day=last_day, **engine_options(clinic, service, now)
+        calendars, first_day=first_day, last_day=last_day, **engine_options(clinic, service, now, staff=staff)
     )
 
 

@@ -33,17 +33,16 @@ __all__ = [
 ]
 
 
-def book(session: Session, request: BookingRequest, *, secret_key: str, now: datetime) -> Booked:
-    """Book ``request.start`` and plan its confirmation (when the patient booked) and reminders;
-    a red-flag screen answered yes also raises an ``urgent_booking`` alert (``exercises.alerts``).
+def book(session: Session, request: BookingRequest, *, secret_key: str, now: datetime, confirm: bool = True) -> Booked:
+    """Book ``request.start`` and plan its confirmation and reminders, whoever booked; staff
+    pass ``confirm=False`` for a patient standing at the desk (reminders are still planned).
+    A red-flag screen answered yes also raises an ``urgent_booking`` alert (``exercises.alerts``).
 
     Raises ValidationFailed, NotFound, SlotUnavailable, SlotTaken or PatientBusy; then nothing
     of the booking is written (the caller's earlier writes stay).
     """
     booked = operations.book_slot(session, request, secret_key=secret_key, now=now)
-    planning.booked(
-        session, booked.appointment, clinic=get_clinic(session), now=now, by_patient=request.source != "staff"
-    )
+    planning.booked(session, booked.appointment, clinic=get_clinic(session), now=now, confirm=confirm)
     appointment = booked.appointment
     audit.record(
         session,
@@ -56,6 +55,7 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
             "practitioner_id": appointment.practitioner_id,
             "service_id": appointment.service_id,
             "triage": appointment.triage,
+            "confirmation": confirm,
         },
         patient_id=appointment.patient_id,
         now=now,

@@ -149,6 +149,8 @@ def _template_helpers():
         "honeypot_field": HONEYPOT_FIELD,
         "flashes": get_flashed_messages(with_categories=True),
         "service_name": i18n.service_name,
+        "service_label": i18n.service_label,
+        "service_minutes": i18n.service_minutes,
         "service_description": i18n.service_description,
         "service_price": i18n.service_price,
         "display_phone": display_phone,

@@ -178,6 +178,24 @@ def service_price(service) -> str:
     return format_currency(service.price_cents / 100, currencies[0] if currencies else "CAD", locale=_locale())
 
 
+def service_minutes(service) -> str:
+    """``30 min``: how long a visit of ``service`` lasts."""
+    return _("%(minutes)d min", minutes=service.duration_minutes)
+
+
+def service_label(service) -> str:
+    """``Initial assessment (60 min)``; a name that already says its length
+    (``Follow-up (30 min)``) is not told it twice."""
+    name, minutes = service_name(service), service_minutes(service)
+    return name if minutes in name else f"{name} ({minutes})"
+
+
+def end_sentence(text: str) -> str:
+    """A sentence whose last word is an abbreviation (``at 2:00 p.m.``) ends with its period,
+    not a second one."""
+    return text[:-1] if text.endswith("..") else text
+
+
 def service_description(service) -> str:
     if language() == "fr" and service.description_fr:
         return service.description_fr

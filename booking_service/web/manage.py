@@ -223,9 +223,11 @@ def _post_reschedule(token: str, appointment: Appointment):
     except DomainError as exc:
         return _render_reschedule(token, appointment, status=exc.status, message=page_message(exc))
     flash(
-        _(
-            "Your appointment has been moved to %(when)s.",
-            when=i18n.format_when(start, appointment.location.timezone),
+        i18n.end_sentence(
+            _(
+                "Your appointment has been moved to %(when)s.",
+                when=i18n.format_when(start, appointment.location.timezone),
+            )
         ),
         "success",
     )

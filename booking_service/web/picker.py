@@ -1,7 +1,8 @@
 """The slot picker's page model: a week of free times at one location, grouped by local day.
 
 It opens on the first day that has a free time (searching forward up to the booking horizon)
-and moves by whole weeks. The slot search itself is the domain's (``scheduling.slots``).
+and moves by whole weeks; "Earlier week" appears only when days before the week shown may hold
+a free time (never on the week it opened on). The slot search itself is the domain's (``scheduling.slots``).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def week_of_slots(
 
     found: list[Slot] | None = None
     nothing = False
+    # Whether the days before the week shown may hold free times (the "Earlier week" link).
+    # Opened on the first day with any, they hold none.
+    earlier = from_day is not None
     if from_day is None:
         # Open on the first day with a free time. The common case costs one search; otherwise
         # only the days the week then reaches past the first search are searched again.
@@ -127,7 +131,13 @@ def week_of_slots(
     from_day = max(today, min(from_day, horizon_day))
     last_day = from_day + timedelta(days=WEEK - 1)
     if found is None:
-        found = search(from_day, last_day)
+        if earlier and today < from_day < today + timedelta(days=WEEK):
+            # Less than a week from today: whether those few days have a free time decides the
+            # link, so search from today (the same one search).
+            found = search(today, last_day)
+            earlier = any(slot.start.astimezone(tz).date() < from_day for slot in found)
+        else:
+            found = search(from_day, last_day)
 
     columns = {
         from_day + timedelta(days=i): DayColumn(
@@ -159,7 +169,7 @@ def week_of_slots(
             )
         )
     previous_from = None
-    if from_day > today:
+    if earlier and from_day > today:
         previous_from = max(today, from_day - timedelta(days=WEEK))
     next_from = from_day + timedelta(days=WEEK)
     if next_from > horizon_day:
