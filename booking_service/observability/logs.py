@@ -36,6 +36,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class Handler(logging.StreamHandler):
+    """The root logger's handler (stderr), with the request id filter; marked as ours."""
+
+    booking_service = True
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
+        self.addFilter(RequestIdFilter())
+
+
 def _utc_iso(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -74,9 +84,7 @@ def configure(log_format: str = "text", *, level: int = logging.INFO) -> None:
     if ours is None:
         if root.handlers and log_format == "text":
             return  # someone else set logging up (pytest, an embedding program): as basicConfig
-        ours = logging.StreamHandler(sys.stderr)
-        ours.booking_service = True  # type: ignore[attr-defined]
-        ours.addFilter(RequestIdFilter())
+        ours = Handler()
         root.addHandler(ours)
         if root.level == logging.WARNING or root.level == logging.NOTSET:
             root.setLevel(level)
@@ -84,21 +92,18 @@ def configure(log_format: str = "text", *, level: int = logging.INFO) -> None:
 
 
 def gunicorn_logconfig(log_format: str) -> dict:
-    """A ``logconfig_dict`` for gunicorn.conf.py: gunicorn's own error log in the same format."""
-    handler = {
-        "class": "logging.StreamHandler",
-        "formatter": log_format,
-        "filters": ["request_id"],
-        "stream": "ext://sys.stderr",
-    }
+    """A ``logconfig_dict`` for gunicorn.conf.py: gunicorn's own lines and the app's through one
+    :class:`Handler` on stderr, in ``log_format`` (:func:`configure` then finds it as ours)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"json": {"()": JsonLineFormatter}, "text": {"()": TextFormatter}},
-        "handlers": {"gunicorn": handler},
+        "handlers": {"app": {"class": f"{__name__}.Handler", "formatter": log_format}},
+        "root": {"level": "INFO", "handlers": ["app"]},
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["gunicorn"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["gunicorn"], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": ["app"], "propagate": False},
+            # Off: its lines hold full paths, and manage links carry their token in the path. With
+            # LOG_FORMAT=json the app logs one access line per request with the route instead.
+            "gunicorn.access": {"level": "WARNING", "handlers": ["app"], "propagate": False},
         },
     }

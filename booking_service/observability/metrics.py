@@ -68,6 +68,10 @@ RETENTION_PURGED = Counter(
     "clinic_retention_purged", "Rows whose content the retention job purged, by table.", ["table"]
 )
 
+# Series that exist from the start (at 0), so a rate over them is defined before the first event.
+for _source in ("online", "api", "staff"):
+    BOOKINGS.labels(source=_source)
+
 _PENDING = "metrics_on_commit"
 
 
