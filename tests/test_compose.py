@@ -306,9 +306,7 @@ def test_the_stacks_commands_book_through_http_and_the_worker_sends_the_email(
 
         # The worker's JSON line for that message carries the booking's request id.
         line = wait_until(
-            lambda: [
-                r for r in worker.json_lines() if r.get("request_id") == request_id and r.get("status") == "sent"
-            ],
+            lambda: [r for r in worker.json_lines() if r.get("request_id") == request_id and r.get("status") == "sent"],
             10,
         )
         assert line, worker.text()[-3000:]
