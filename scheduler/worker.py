@@ -376,7 +376,7 @@ class Worker:
             ):
                 while mine and not self._stopping.is_set():
                     with self.database.unit_of_work() as session:
-                        purged = retention.purge_batch(session, now=self.now_fn(), days=days)
+                        purged = retention.purge_batch(session, now=self.now_fn(), days=days, limit=retention.BATCH)
                     total += purged
                     metrics.RETENTION_PURGED.labels(table="outbox_messages").inc(purged.messages)
                     metrics.RETENTION_PURGED.labels(table="inbound_messages").inc(purged.inbound_texts)
