@@ -5,9 +5,10 @@ Counted where the event happens (names as exposed):
 - ``clinic_bookings_total{source}``: appointments booked (``online``, ``api``, ``staff``),
   counted when the booking's transaction commits (:func:`count_on_commit`);
 - ``clinic_messages_total{kind, channel, status}``: every outcome the outbox records, by the
-  status the row moved to: ``sent``, ``delivered``, ``failed``, ``skipped`` and ``pending`` (a
-  retry or a deferral) from the worker, ``delivered``/``failed`` from Twilio's status callbacks
-  in the web app, ``cancelled`` never (a booking change cancels rows, not the worker);
+  status the row moved to: ``sent``, ``delivered``, ``failed``, ``skipped``, ``pending`` (a
+  retry or a deferral) and ``sending`` (an uncertain send left to the reaper) from the worker,
+  ``delivered``/``failed`` from Twilio's status callbacks in the web app, ``cancelled`` never
+  (a booking change cancels rows, not the worker);
 - ``clinic_dispatch_lateness_seconds{channel}``: from a message's ``due_at`` to the moment the
   worker recorded the provider's acceptance (quiet-hours deferrals and retries included);
 - ``clinic_webhook_rejections_total{endpoint, reason}``: Twilio webhooks refused (``signature``:
