@@ -45,6 +45,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 timeout = 30
 graceful_timeout = 30
 logconfig_dict = gunicorn_logconfig(_settings.LOG_FORMAT)
+# No gunicornc control socket: it is not used, and two gunicorns of one user on one machine (two
+# web services, the scale-out test) would share its one default path ($HOME/.gunicorn/gunicorn.ctl).
+control_socket_disable = True
 
 
 def on_starting(server) -> None:
