@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
-from flask import Flask, jsonify
-from sqlalchemy import text
+from flask import Flask
 
 from booking_service.config import PROJECT_ROOT, load_settings
 
@@ -40,13 +38,18 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     security.install(app, settings)
     app.config.update(dict(settings.extra))
     app.json.sort_keys = False  # keep the contract's field order in JSON answers
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from booking_service.observability import logs
+
+    logs.configure(settings.LOG_FORMAT)
 
     from booking_service.context import close_session, finish_request
     from booking_service.db import Database
+    from booking_service.observability import web as observability_web
 
     app.extensions["settings"] = settings
     app.extensions["database"] = Database(settings.DATABASE_URL)
+    # Request ids, /healthz, /readyz, /metrics; its after_request hooks run after the commit.
+    observability_web.init_app(app)
     app.after_request(finish_request)  # the request's one commit (or rollback): see context.py
     app.teardown_appcontext(close_session)
     from booking_service.audit import web as audit_web
@@ -55,7 +58,6 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
 
     _init_extensions(app)
     _register_blueprints(app)
-    _register_health(app)
 
     from booking_service.cli import register_commands
 
@@ -80,19 +82,3 @@ def _register_blueprints(app: Flask) -> None:
     register_web(app)
     register_webhooks(app)
     register_console(app)
-
-
-def _register_health(app: Flask) -> None:
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok")
-
-    @app.get("/readyz")
-    def readyz():
-        from booking_service.context import db_session
-
-        try:
-            db_session().execute(text("SELECT 1"))
-        except Exception as exc:  # any driver error means "not ready"
-            return jsonify(status="unavailable", error=type(exc).__name__), 503
-        return jsonify(status="ok")

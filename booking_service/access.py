@@ -33,7 +33,7 @@ from booking_service.staff.models import ApiToken
 ALL = "all"
 OWN = "own"
 PUBLIC = "public"  # everyone, anonymous included (the patient's pages; a manage link is its own key)
-SIGNED = "signed"  # no role at all: the caller proves itself by a signature (Twilio's webhooks)
+SIGNED = "signed"  # no role at all: the caller proves itself (Twilio's signature, the metrics token)
 
 ROLES = ("admin", "frontdesk", "practitioner")
 ANONYMOUS = "anonymous"
@@ -49,6 +49,7 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     ("public", "use"): PUBLIC,  # booking pages, catalogue API, manage links, health, static, OpenAPI
     ("session", "sign_in"): PUBLIC,  # the login page, and signing out
     ("webhook", "call"): SIGNED,
+    ("metrics", "read"): SIGNED,  # no role either: the scraper proves itself with METRICS_TOKEN
     ("schedule", "read"): _CARE,  # day and week boards
     ("appointment", "read"): _CARE,
     ("appointment", "book"): _CARE,  # a practitioner books with themselves only
@@ -91,6 +92,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "static": ("public", "use"),
     "healthz": ("public", "use"),
     "readyz": ("public", "use"),
+    "metrics_view": ("metrics", "read"),
     "api-docs.openapi_json": ("public", "use"),
     # --- the patient's pages (web)
     **{

@@ -4,6 +4,11 @@ Contract (see ../shared/DESIGN.md, "Configuration"): every variable of the table
 nowhere else. A value that cannot be parsed is an error naming the variable; it is never silently
 replaced by a default. ``SECRET_KEY`` is required outside development (``APP_ENV`` other than ``development``); in
 development a random key is generated once and kept under ``instance/``.
+
+:data:`VARIABLES` names every variable read here (``tests/test_compose.py`` checks
+``.env.example`` and ``docker-compose.yml`` against it). Each of :data:`SECRET_VARIABLES` may
+instead be given as a file, ``NAME_FILE`` (Docker secrets): its content, less the trailing
+newline, is the value; both forms at once must agree.
 """
 
 from __future__ import annotations
@@ -21,6 +26,52 @@ DEFAULT_INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
+
+
+# Every variable load_settings() reads (the contract of .env.example and docker-compose.yml).
+VARIABLES = (
+    "APP_ENV",
+    "INSTANCE_DIR",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "PUBLIC_BASE_URL",
+    "TRUSTED_PROXIES",
+    "SMS_BACKEND",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE_URL",
+    "EMAIL_BACKEND",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_STARTTLS",
+    "EMAIL_FROM",
+    "SCHEDULER_POLL_SECONDS",
+    "SCHEDULER_THREADS",
+    "SCHEDULER_LEASE_SECONDS",
+    "RATELIMIT_STORAGE_URI",
+    "RATELIMIT_ENABLED",
+    "WEB_CONCURRENCY",
+    "LOG_FORMAT",
+    "METRICS_TOKEN",
+    "WORKER_METRICS_PORT",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "MESSAGE_RETENTION_DAYS",
+)
+# Variables that may hold a credential: each may come from NAME_FILE instead (Docker secrets).
+SECRET_VARIABLES = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "RATELIMIT_STORAGE_URI",
+    "METRICS_TOKEN",
+)
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -116,6 +167,20 @@ class Settings:
     # How many reverse proxies stand in front of the web app (ProxyFix trusts that many
     # X-Forwarded-* hops); more than 0 also says TLS ends at the proxy.
     TRUSTED_PROXIES: int = 0
+    # gunicorn's worker processes (gunicorn.conf.py); the Flask development server ignores it.
+    WEB_CONCURRENCY: int = 2
+    # "text" (one readable line per record) or "json" (one JSON object per line, with request_id).
+    LOG_FORMAT: str = "text"
+    # /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: the endpoint is off (404).
+    METRICS_TOKEN: str | None = None
+    # The worker serves its own /metrics on this port (same token rule); unset: not served.
+    WORKER_METRICS_PORT: int | None = None
+    # gunicorn's per-process metric files (prometheus_client's multiprocess mode); unset: a fresh
+    # temporary directory made when gunicorn starts (gunicorn.conf.py).
+    PROMETHEUS_MULTIPROC_DIR: str | None = None
+    # Message bodies and subjects, and the text of patients' replies, are purged after this many
+    # days (status and times stay): see docs/operations.md, "Data kept".
+    MESSAGE_RETENTION_DAYS: int = 180
     INSTANCE_DIR: str = str(DEFAULT_INSTANCE_DIR)
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -164,6 +229,22 @@ def _check_production(settings: Settings, *, explicit: set[str]) -> None:
         )
 
 
+def _read_secret_file(name: str, env: Mapping[str, str]) -> str | None:
+    """The value in the file ``NAME_FILE`` names (less trailing newlines), or None when unset."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE names a file that cannot be read ({path}): {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}_FILE names a file that is not UTF-8 text ({path})") from None
+    if not value.strip():
+        raise ConfigError(f"{name}_FILE names an empty file ({path})")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment into :class:`Settings`.
 
@@ -171,10 +252,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ``SECRET_KEY`` when ``APP_ENV=production``.
     """
     env = dict(os.environ if environ is None else environ)
+    secrets_from_files = {name: _read_secret_file(name, env) for name in SECRET_VARIABLES}
 
     def get(name: str) -> str | None:
+        if name not in VARIABLES:
+            raise AssertionError(f"{name} is read but not listed in config.VARIABLES")
         value = env.get(name)
-        return value if value not in (None, "") else None
+        value = value if value not in (None, "") else None
+        from_file = secrets_from_files.get(name)
+        if from_file is not None:
+            if value is not None and value != from_file:
+                raise ConfigError(f"{name} and {name}_FILE are both set and differ: set only one")
+            return from_file
+        return value
 
     app_env = _parse_choice("APP_ENV", get("APP_ENV") or "development", ("development", "production", "test"))
     instance_dir = Path(get("INSTANCE_DIR") or DEFAULT_INSTANCE_DIR)
@@ -218,6 +308,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["RATELIMIT_ENABLED"] = _parse_bool("RATELIMIT_ENABLED", raw)
     if (raw := get("TRUSTED_PROXIES")) is not None:
         values["TRUSTED_PROXIES"] = _parse_int("TRUSTED_PROXIES", raw, minimum=0)
+    if (raw := get("WEB_CONCURRENCY")) is not None:
+        values["WEB_CONCURRENCY"] = _parse_int("WEB_CONCURRENCY", raw, minimum=1, maximum=64)
+    if (raw := get("LOG_FORMAT")) is not None:
+        values["LOG_FORMAT"] = _parse_choice("LOG_FORMAT", raw, ("text", "json"))
+    if (raw := get("WORKER_METRICS_PORT")) is not None:
+        values["WORKER_METRICS_PORT"] = _parse_int("WORKER_METRICS_PORT", raw, minimum=1, maximum=65535)
+    if (raw := get("MESSAGE_RETENTION_DAYS")) is not None:
+        values["MESSAGE_RETENTION_DAYS"] = _parse_int("MESSAGE_RETENTION_DAYS", raw, minimum=1)
+    if (raw := get("METRICS_TOKEN")) is not None:
+        if len(raw.strip()) < 16:
+            raise ConfigError("METRICS_TOKEN must be at least 16 characters (see .env.example to make one)")
+        values["METRICS_TOKEN"] = raw.strip()
+    if (raw := get("PROMETHEUS_MULTIPROC_DIR")) is not None:
+        values["PROMETHEUS_MULTIPROC_DIR"] = raw.strip()
     for name in (
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",

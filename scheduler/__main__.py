@@ -25,22 +25,28 @@ def main() -> int:
         signal.signal(sig, _note_stop)
 
     import logging
+    import os
 
     from dotenv import load_dotenv
 
     from booking_service.config import PROJECT_ROOT, ConfigError, load_settings
 
     load_dotenv(PROJECT_ROOT / ".env", override=False)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs every run of every job, and the twilio SDK every request's headers, at
-    # INFO: with a poll of a few seconds that drowns the one line per message that matters.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    # The worker is one process: its metrics live in memory and it serves them itself
+    # (WORKER_METRICS_PORT). prometheus_client's multiprocess mode is gunicorn's alone.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from booking_service.observability import logs
+
+    logs.configure(settings.LOG_FORMAT)
+    # APScheduler logs every run of every job, and the twilio SDK every request's headers, at
+    # INFO: with a poll of a few seconds that drowns the one line per message that matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
     from scheduler.worker import Worker
 

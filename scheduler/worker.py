@@ -17,11 +17,18 @@ guarantees):
 * **nudge sweep** job (every :data:`NUDGE_SWEEP_SECONDS`, once across workers): plans the
   exercise nudges now due or soon due (:func:`booking_service.exercises.nudges.plan_nudges`,
   idempotent by its dedupe keys), which the claim job then sends like any other row.
+* **retention** job (every :data:`RETENTION_SWEEP_SECONDS`, once across workers): purges the
+  content of messages and patients' texts older than ``MESSAGE_RETENTION_DAYS``
+  (:mod:`booking_service.usecases.retention`), in short transactions.
 * **reap** job (every few seconds, a third of the lease, at most 10 s): recovers rows whose
   worker died, reconciling SMS with Twilio first. Several workers may run; the reaper takes a
   PostgreSQL advisory lock so one sweeps at a time (on SQLite, one machine, it simply runs).
 
 Jobs live in memory only: the outbox table is the state, so a restart loses nothing.
+Every outcome is logged with the row's ``request_id`` (the web request that planned it),
+``message_id``, ``kind``, ``channel`` and ``status``, and counted in the metrics
+(:mod:`booking_service.observability.metrics`), which the worker serves itself on
+``WORKER_METRICS_PORT`` when that and ``METRICS_TOKEN`` are set.
 SIGTERM or SIGINT: stop claiming, give back rows claimed as the stop arrived, let in-flight
 sends finish and record, exit 0. Never started inside gunicorn: web processes only write rows.
 """
@@ -55,18 +62,24 @@ from booking_service.config import Settings
 from booking_service.db import Database, utcnow
 from booking_service.exercises.nudges import plan_nudges
 from booking_service.integrations.registry import Transports, build_transports
+from booking_service.observability import metrics
 from booking_service.outbox.claim import claim_due, claim_limit, release
 from booking_service.outbox.outcome import Outcome
 from booking_service.outbox.prepare import Prepared, prepare
 from booking_service.outbox.reconcile import recover_expired
 from booking_service.outbox.record import record
 from booking_service.outbox.send import Delivery, deliver, send_timeout_for
+from booking_service.usecases import retention
 
 logger = logging.getLogger("scheduler")
 
 # How often the nudge sweep runs. It plans a day ahead of the nudge times (see
 # exercises/nudges.py: today's, and tomorrow's within two hours), so a few minutes is plenty.
 NUDGE_SWEEP_SECONDS = 300.0
+# How often the retention job looks for content past MESSAGE_RETENTION_DAYS (cheap when none),
+# and how long after start it first runs (not while a restarted worker catches up).
+RETENTION_SWEEP_SECONDS = 3600.0
+RETENTION_FIRST_DELAY = 60.0
 RECORD_GATHER_SECONDS = 0.02
 RECORD_BATCH = 200
 # Weight of the newest send in the running mean of send times that claim_limit() uses.
@@ -103,6 +116,17 @@ def once_across_workers(database: Database, name: str) -> Iterator[bool]:
             if got:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
+
+
+def _fields(outcome: Outcome) -> dict:
+    """The structured fields of an outcome's log line (``LOG_FORMAT=json``)."""
+    return {
+        "request_id": outcome.request_id,
+        "message_id": outcome.message_id,
+        "kind": outcome.kind,
+        "channel": outcome.channel,
+        "status": outcome.status,
+    }
 
 
 def _skip_notice_filter(record: logging.LogRecord) -> bool:
@@ -153,6 +177,7 @@ class Worker:
         self._recorder.start()
         self.sent = 0  # counters, for logs and tests
         self.failed = 0
+        self.metrics_server = None  # the WORKER_METRICS_PORT server, while running
 
     # ------------------------------------------------------------------ jobs
 
@@ -234,7 +259,11 @@ class Worker:
         except Exception:
             # Not a provider's answer but a bug: the row stays "sending" and the reaper
             # reconciles it with the provider once the lease expires.
-            logger.exception("message %s: send crashed; the reaper will recover it", prepared.message_id)
+            logger.exception(
+                "message %s: send crashed; the reaper will recover it",
+                prepared.message_id,
+                extra={"request_id": prepared.request_id, "message_id": prepared.message_id},
+            )
             self._done(1)
             return
         # Unlocked: a lost update of a running mean only delays it by one sample.
@@ -278,7 +307,8 @@ class Worker:
 
     def _log(self, outcome: Outcome) -> None:
         quiet = outcome.status in ("sent", "delivered", "pending", "skipped")
-        logger.log(logging.INFO if quiet else logging.WARNING, "%s", outcome.describe())
+        logger.log(logging.INFO if quiet else logging.WARNING, "%s", outcome.describe(), extra=_fields(outcome))
+        metrics.message_outcome(outcome.kind, outcome.channel, outcome.status, due_at=outcome.due_at, now=self.now_fn())
         if outcome.status in ("sent", "delivered"):
             self.sent += 1
         elif outcome.status == "failed":
@@ -331,10 +361,44 @@ class Worker:
             logger.info("planned %d exercise nudges", planned)
         return planned
 
-    @staticmethod
-    def _log_recovered(outcome: Outcome) -> None:
+    def purge_content(self) -> retention.Purged:
+        """The retention job: purge message and inbound text content older than
+        ``MESSAGE_RETENTION_DAYS``, one short transaction per batch, run by one worker at a
+        time. Returns what it purged (nothing when another worker holds the job)."""
+        total = retention.Purged()
+        if self._stopping.is_set():
+            return total
+        days = self.settings.MESSAGE_RETENTION_DAYS
+        try:
+            with (
+                acting_as(Actor("worker", label=self.worker_id)),
+                once_across_workers(self.database, "retention") as mine,
+            ):
+                while mine and not self._stopping.is_set():
+                    with self.database.unit_of_work() as session:
+                        purged = retention.purge_batch(session, now=self.now_fn(), days=days, limit=retention.BATCH)
+                    total += purged
+                    metrics.RETENTION_PURGED.labels(table="outbox_messages").inc(purged.messages)
+                    metrics.RETENTION_PURGED.labels(table="inbound_messages").inc(purged.inbound_texts)
+                    if purged.messages < retention.BATCH and purged.inbound_texts < retention.BATCH:
+                        break
+        except Exception:
+            logger.exception("retention job failed; retrying at its next run")
+        if total.total:
+            logger.info(
+                "retention: purged the content of %d messages and %d inbound texts older than %d days",
+                total.messages,
+                total.inbound_texts,
+                days,
+            )
+        return total
+
+    def _log_recovered(self, outcome: Outcome) -> None:
         if outcome.status != "lost":  # "lost": another reaper (SQLite) or the worker itself settled it
-            logger.warning("recovered %s", outcome.describe())
+            logger.warning("recovered %s", outcome.describe(), extra=_fields(outcome))
+            metrics.message_outcome(
+                outcome.kind, outcome.channel, outcome.status, due_at=outcome.due_at, now=self.now_fn()
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -361,6 +425,14 @@ class Worker:
             self.reap, id="reap", name="recover expired leases", seconds=self.reap_seconds, next_run_time=now, **common
         )
         scheduler.add_job(
+            self.purge_content,
+            id="retention",
+            name="purge old message content",
+            seconds=RETENTION_SWEEP_SECONDS,
+            next_run_time=now + timedelta(seconds=RETENTION_FIRST_DELAY),
+            **common,
+        )
+        scheduler.add_job(
             self.sweep_nudges,
             id="nudges",
             name="plan exercise nudges",
@@ -377,6 +449,7 @@ class Worker:
         # (the claim job keeps going while there is a backlog): not worth a warning each time.
         logging.getLogger("apscheduler.scheduler").addFilter(_skip_notice_filter)
         self._warm_up()
+        self._serve_metrics()
         logger.info(
             "worker %s started: poll %.1fs, %d threads, lease %.0fs, sms=%s email=%s, database %s",
             self.worker_id,
@@ -402,6 +475,16 @@ class Worker:
         client = getattr(self.transports.sms, "client", None)  # TwilioSms: no request is made
         if client is not None:
             _ = client.messages  # the SDK imports its API modules lazily
+
+    def _serve_metrics(self) -> None:
+        port = getattr(self.settings, "WORKER_METRICS_PORT", None)
+        if port is None:
+            return
+        if not getattr(self.settings, "METRICS_TOKEN", None):
+            logger.warning("WORKER_METRICS_PORT is set but METRICS_TOKEN is not: worker metrics are off")
+            return
+        self.metrics_server = metrics.serve(port, self.settings.METRICS_TOKEN)
+        logger.info("worker %s: metrics at :%d/metrics", self.worker_id, port)
 
     def _on_signal(self, signum, _frame) -> None:
         self.stop(reason=signal.Signals(signum).name)
@@ -433,4 +516,8 @@ class Worker:
         self._pool.shutdown(wait=True)
         self._deliveries.put(None)
         self._recorder.join()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
         self.database.dispose()

@@ -51,6 +51,8 @@ def _create_app(db_url, **config):
             "TESTING": True,
             "RATELIMIT_ENABLED": False,
             "PUBLIC_BASE_URL": "http://testserver.local",
+            # /metrics on, so the role matrix sees it refuse every role (it answers only the token).
+            "METRICS_TOKEN": "metrics-token-for-tests",
             **config,
         }
     )

@@ -183,6 +183,8 @@ def _observed(response, *, api: bool, scoped: bool) -> str:
     status = response.status_code
     if status == 401 and api:
         return "sign_in"
+    if status == 401:
+        return "forbidden"  # a token-guarded route outside the API (/metrics) refuses every role
     if status in (302, 303) and "/staff/login" in response.headers.get("Location", ""):
         return "sign_in"
     if status == 403:

@@ -12,7 +12,6 @@ recorded, and reads what the request's own authentication already established:
 from __future__ import annotations
 
 import hashlib
-import re
 
 from flask import Flask, g, request
 from sqlalchemy import select
@@ -20,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from booking_service.audit import context
 from booking_service.audit.context import Actor
+from booking_service.observability import request_id as request_ids
 from booking_service.staff.models import ApiToken
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = request_ids.SANE
 
 
 def reached_by_link(appointment_id: int) -> None:
@@ -31,7 +31,7 @@ def reached_by_link(appointment_id: int) -> None:
 
 
 def _request_id() -> str | None:
-    # Set by the logging middleware when there is one; else a proxy's X-Request-ID, if sane.
+    # Set by observability.web for every request; else a proxy's X-Request-ID, if sane.
     value = g.get("request_id") or request.headers.get("X-Request-ID")
     return value if isinstance(value, str) and REQUEST_ID.match(value) else None
 

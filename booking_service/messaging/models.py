@@ -26,3 +26,5 @@ class InboundMessage(Base):
     needs_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the retention job emptied ``body`` (usecases/retention.py); how it was read stays.
+    content_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

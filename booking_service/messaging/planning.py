@@ -41,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service.messaging import rules
+from booking_service.observability import request_id
 from booking_service.outbox import transitions
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.consent import is_opted_out
@@ -135,6 +136,8 @@ def row_values(
         "dedupe_key": key,
         "created_at": now,
         "updated_at": now,
+        # The web request planning it, if any: the worker's log lines about it carry the same id.
+        "request_id": request_id.current(),
     }
 
 

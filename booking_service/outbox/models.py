@@ -38,7 +38,8 @@ class OutboxMessage(Base):
     (claimed under a lease until ``lease_expires_at``) -> ``sent`` / ``delivered``, or ``failed``
     (permanent), ``skipped`` (no longer wanted at send time, reason in ``error``) or
     ``cancelled`` (superseded by a booking change). ``dedupe_key`` is unique: planning the same
-    message twice is a no-op.
+    message twice is a no-op. ``request_id``: the web request that planned it, if any;
+    ``content_purged_at``: when the retention job cleared its body and payload.
     """
 
     __tablename__ = "outbox_messages"
@@ -67,6 +68,10 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The web request that planned the row (its X-Request-ID), for the worker's log lines.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    # When the retention job cleared body and payload (usecases/retention.py); status and times stay.
+    content_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     appointment: Mapped[Appointment | None] = relationship()
     patient: Mapped[Patient | None] = relationship()

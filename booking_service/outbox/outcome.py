@@ -20,6 +20,8 @@ class Outcome:
     error: str | None = None
     next_attempt_at: datetime | None = None
     elapsed: float = 0.0
+    request_id: str | None = None  # the web request that planned the row (for the log line)
+    due_at: datetime | None = None  # when it was due (the dispatch lateness metric)
 
     def describe(self) -> str:
         parts = [f"message {self.message_id}", self.channel, self.kind, self.status]

@@ -47,6 +47,8 @@ class Prepared:
     channel: str
     kind: str
     outgoing: Sms | Email
+    request_id: str | None = None  # the row's, for the worker's log lines
+    due_at: datetime | None = None
 
     @property
     def message_id(self) -> int:
@@ -88,7 +90,13 @@ def prepare(
             if row.status != "sending" or row.claimed_by != worker_id:
                 continue
             claim = Claim(row.id, worker_id, row.attempts)
-            base = {"message_id": row.id, "channel": row.channel, "kind": row.kind}
+            base = {
+                "message_id": row.id,
+                "channel": row.channel,
+                "kind": row.kind,
+                "request_id": row.request_id,
+                "due_at": row.due_at,
+            }
             try:
                 outgoing = None
                 decision = policy.check(session, row, clinic=clinic, now=now)
@@ -106,7 +114,11 @@ def prepare(
                 else:
                     # A bug (a template error, bad data): retry with backoff, so a fix still
                     # sends the message, and give up after MAX_ATTEMPTS.
-                    logger.exception("message %s: could not render", row.id)
+                    logger.exception(
+                        "message %s: could not render",
+                        row.id,
+                        extra={"request_id": row.request_id, "message_id": row.id, "kind": row.kind},
+                    )
                     results[row.id] = retry_or_give_up(session, claim, now=now, error=error, **base)
                 continue
             if decision.action == "skip":
@@ -122,7 +134,7 @@ def prepare(
                 )
             else:
                 assert outgoing is not None
-                ready.append(Prepared(claim, row.channel, row.kind, outgoing))
+                ready.append(Prepared(claim, row.channel, row.kind, outgoing, row.request_id, row.due_at))
         # The commit that makes reconciliation possible: what is about to be sent, to whom.
         stored = transitions.apply_many(
             session,
@@ -149,10 +161,19 @@ def retry_or_give_up(
     kind: str = "",
     to: str | None = None,
     message_id: int | None = None,
+    request_id: str | None = None,
+    due_at: datetime | None = None,
 ) -> Outcome:
     """A transient failure of ``claim``'s attempt: ``retry`` after :func:`~.retry.backoff`, or
     ``fail`` once it was the :data:`~.retry.MAX_ATTEMPTS`-th. In the caller's transaction."""
-    base = {"message_id": claim.message_id, "channel": channel, "kind": kind, "to": to}
+    base = {
+        "message_id": claim.message_id,
+        "channel": channel,
+        "kind": kind,
+        "to": to,
+        "request_id": request_id,
+        "due_at": due_at,
+    }
     if claim.attempt >= MAX_ATTEMPTS:
         error = f"gave up after {claim.attempt} attempts: {error}"
         ok = transitions.apply(session, "fail", claim, now=now, error=error, error_code=code)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from booking_service.db import write_transaction
+from booking_service.observability.metrics import MESSAGES, count_on_commit
 from booking_service.outbox import transitions
 from booking_service.outbox.failures import react_to_permanent_failure
 from booking_service.outbox.models import OutboxMessage, ProviderStatusEvent
@@ -118,6 +119,8 @@ def _apply(
         session.flush()
         return StatusOutcome(None, changed=False, stored=True)
     recorded_opt_out = False
+    if moved:
+        count_on_commit(session, MESSAGES, kind=message.kind, channel=message.channel, status=status)
     if moved and status == "failed":
         recorded_opt_out = react_to_permanent_failure(
             session,

@@ -65,7 +65,18 @@ def recover_expired(
             logger.info("pruned %d delivery reports that matched no message for %s", pruned, STORED_REPORT_RETENTION)
     with database.unit_of_work() as session:
         expired = session.execute(
-            select(_m.id, _m.channel, _m.kind, _m.to, _m.body, _m.claimed_by, _m.claimed_at, _m.attempts)
+            select(
+                _m.id,
+                _m.channel,
+                _m.kind,
+                _m.to,
+                _m.body,
+                _m.claimed_by,
+                _m.claimed_at,
+                _m.attempts,
+                _m.request_id,
+                _m.due_at,
+            )
             .where(_m.status == "sending", _m.lease_expires_at < now)
             .order_by(_m.lease_expires_at)
             .limit(limit)
@@ -96,7 +107,14 @@ def _same_body(theirs: str, ours: str) -> bool:
 
 def _settle(database: Database, row, candidates: list[ProviderRecord], *, now: datetime) -> Outcome:
     claim = Claim(row.id, row.claimed_by, row.attempts)
-    base = {"message_id": row.id, "channel": row.channel, "kind": row.kind, "to": row.to}
+    base = {
+        "message_id": row.id,
+        "channel": row.channel,
+        "kind": row.kind,
+        "to": row.to,
+        "request_id": row.request_id,
+        "due_at": row.due_at,
+    }
     with database.unit_of_work() as session:
         write_transaction(session)
         # A provider message already recorded on another row (an identical text to the same

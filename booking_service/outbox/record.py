@@ -71,6 +71,8 @@ def record(database: Database, deliveries: list[Delivery], *, worker_id: str, no
                     p.outgoing.to,
                     d.sent.provider_id,
                     elapsed=d.elapsed,
+                    request_id=p.request_id,
+                    due_at=p.due_at,
                 )
         if recorded:
             apply_stored_statuses(session, recorded, now=now)
@@ -104,7 +106,14 @@ def _late_record(session: Session, delivery: Delivery, status: str, *, now: date
 def _record_failure(session: Session, prepared: Prepared, exc: TransportError, *, now: datetime) -> Outcome:
     claim = prepared.claim
     to = prepared.outgoing.to
-    base = {"message_id": prepared.message_id, "channel": prepared.channel, "kind": prepared.kind, "to": to}
+    base = {
+        "message_id": prepared.message_id,
+        "channel": prepared.channel,
+        "kind": prepared.kind,
+        "to": to,
+        "request_id": prepared.request_id,
+        "due_at": prepared.due_at,
+    }
     if not exc.permanent:
         if exc.uncertain and prepared.channel == "sms":
             # The provider may have the message: leave the row to the reaper, which asks.

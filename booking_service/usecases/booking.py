@@ -17,6 +17,7 @@ from booking_service import audit
 from booking_service.clinic.queries import get_clinic
 from booking_service.exercises import alerts
 from booking_service.messaging import planning
+from booking_service.observability.metrics import BOOKINGS, count_on_commit
 from booking_service.scheduling import operations
 from booking_service.scheduling.models import Appointment
 from booking_service.scheduling.operations import Booked, BookingRequest, next_appointment_for_phone
@@ -62,6 +63,7 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
     )
     if appointment.triage == "urgent":  # a red-flag screen answered yes: the clinic hears now
         alerts.urgent_booking(session, appointment, now=now)
+    count_on_commit(session, BOOKINGS, source=request.source)  # clinic_bookings_total
     return booked
 
 

@@ -14,6 +14,7 @@ from flask import abort, request
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from booking_service.context import settings
+from booking_service.observability.metrics import WEBHOOK_REJECTIONS
 
 logger = logging.getLogger("booking_service.webhooks")
 
@@ -23,6 +24,7 @@ def require_twilio_signature() -> None:
     token = settings().TWILIO_AUTH_TOKEN
     if not token:
         logger.warning("Twilio webhook %s refused: TWILIO_AUTH_TOKEN is not set", request.path)
+        WEBHOOK_REJECTIONS.labels(endpoint=request.path, reason="not_configured").inc()
         abort(403)
     url = settings().PUBLIC_BASE_URL.rstrip("/") + request.path
     query = request.query_string.decode("utf-8", "replace")
@@ -32,4 +34,5 @@ def require_twilio_signature() -> None:
     algorithm = get_signature_algorithm(request.headers.get("X-Twilio-Webhooks-Signature-Settings"))
     if not signature or not RequestValidator(token).validate(url, request.form, signature, algorithm):
         logger.warning("Twilio webhook %s refused: bad or missing signature", request.path)
+        WEBHOOK_REJECTIONS.labels(endpoint=request.path, reason="signature").inc()
         abort(403)
