@@ -34,6 +34,7 @@ VARIABLES = (
     "INSTANCE_DIR",
     "DATABASE_URL",
     "SECRET_KEY",
+    "PORT",
     "PUBLIC_BASE_URL",
     "TRUSTED_PROXIES",
     "SMS_BACKEND",
