@@ -81,6 +81,9 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     ("patient", "export"): _DESK,  # a patient's data as JSON
     ("patient", "erase"): _ADMIN,
     ("audit", "read"): _ADMIN,  # the audit trail and its CSV
+    # First run: the first admin's account. Public, but its view answers 404 as soon as the
+    # database holds a clinic or a staff user; the setup's later steps are ("settings", "change").
+    ("setup", "start"): PUBLIC,
 }
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -192,6 +195,13 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api.program_detail": ("program", "read"),
     "api.list_alerts": ("alert", "read"),
     "api.acknowledge_alert": ("alert", "change"),
+    # --- first run: the guided setup (docs/clinic-setup.md)
+    "setup.account": ("setup", "start"),
+    "console.setup": ("settings", "change"),
+    "console.setup_clinic": ("settings", "change"),
+    "console.setup_location": ("settings", "change"),
+    "console.setup_practitioner": ("settings", "change"),
+    "console.setup_service": ("settings", "change"),
     # --- the patient's program page (its link is its own key, like a manage link)
     **{
         f"web.{name}": ("public", "use")
