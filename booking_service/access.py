@@ -82,7 +82,7 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     ("patient", "erase"): _ADMIN,
     ("audit", "read"): _ADMIN,  # the audit trail and its CSV
     # First run: the first admin's account. Public, but its view answers 404 as soon as the
-    # database holds a clinic or a staff user; the setup's later steps are ("settings", "change").
+    # database holds a clinic or a staff user; the setup's later steps are ("catalogue", "change").
     ("setup", "start"): PUBLIC,
 }
 
@@ -196,12 +196,12 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api.list_alerts": ("alert", "read"),
     "api.acknowledge_alert": ("alert", "change"),
     # --- first run: the guided setup (docs/clinic-setup.md)
-    "setup.account": ("setup", "start"),
-    "console.setup": ("settings", "change"),
-    "console.setup_clinic": ("settings", "change"),
-    "console.setup_location": ("settings", "change"),
-    "console.setup_practitioner": ("settings", "change"),
-    "console.setup_service": ("settings", "change"),
+    "first_run.account": ("setup", "start"),
+    "console.first_run": ("catalogue", "change"),
+    "console.first_run_clinic": ("catalogue", "change"),
+    "console.first_run_location": ("catalogue", "change"),
+    "console.first_run_practitioner": ("catalogue", "change"),
+    "console.first_run_service": ("catalogue", "change"),
     # --- the patient's program page (its link is its own key, like a manage link)
     **{
         f"web.{name}": ("public", "use")

@@ -80,7 +80,7 @@ def _banner(base_url: str, *, first_run: bool, complete: bool, demo: bool) -> No
         print("  Or load the demo clinic instead: Ctrl-C, then `make run DEMO=1`.")
     elif not complete:
         print("  The clinic's setup is not finished. Sign in and continue it at:")
-        print(f"      {base_url}/staff/setup")
+        print(f"      {base_url}/staff/first-run")
     else:
         print(f"  Patient booking:  {base_url}/")
         print(f"  Staff console:    {base_url}/staff")

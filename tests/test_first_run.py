@@ -88,16 +88,16 @@ def owner(client):
     """The first admin, made through /setup and signed in (the client keeps the session)."""
     answer = post(client, "/setup", {**OWNER, "password_again": OWNER["password"]})
     assert answer.status_code == 302
-    assert answer.headers["Location"].endswith("/staff/setup")
+    assert answer.headers["Location"].endswith("/staff/first-run")
     return client
 
 
 def set_up_the_clinic(client) -> None:
     for path, data in (
-        ("/staff/setup/clinic", CLINIC),
-        ("/staff/setup/location", LOCATION),
-        ("/staff/setup/practitioner", {**PRACTITIONER, **hours()}),
-        ("/staff/setup/service", SERVICE),
+        ("/staff/first-run/clinic", CLINIC),
+        ("/staff/first-run/location", LOCATION),
+        ("/staff/first-run/practitioner", {**PRACTITIONER, **hours()}),
+        ("/staff/first-run/service", SERVICE),
     ):
         answer = post(client, path, data)
         assert answer.status_code == 302, (path, text(answer))
@@ -125,7 +125,7 @@ def test_while_the_setup_is_under_way_the_start_page_says_booking_opens_soon_wit
 
 
 def test_a_clinic_with_nothing_bookable_yet_says_booking_is_not_open_and_gives_its_phone(client, owner):
-    post(owner, "/staff/setup/clinic", CLINIC)
+    post(owner, "/staff/first-run/clinic", CLINIC)
     body = text(client.get("/"))
     assert "Online booking is not open yet" in body
     assert "tel:+19025550100" in body
@@ -137,8 +137,8 @@ def test_a_clinic_with_nothing_bookable_yet_says_booking_is_not_open_and_gives_i
 def test_setup_creates_the_first_admin_signs_them_in_and_goes_on_to_the_clinic(client, database):
     answer = post(client, "/setup", {**OWNER, "password_again": OWNER["password"]})
     assert answer.status_code == 302
-    assert client.get("/staff/setup").headers["Location"].endswith("/staff/setup/clinic")
-    page = client.get("/staff/setup/clinic")
+    assert client.get("/staff/first-run").headers["Location"].endswith("/staff/first-run/clinic")
+    page = client.get("/staff/first-run/clinic")
     assert page.status_code == 200 and "The clinic" in text(page)
     assert "Olive Owner" in text(page)  # signed in: the console shows who
     with database.unit_of_work() as s:
@@ -188,13 +188,13 @@ def test_setup_answers_404_to_a_stranger_after_the_owner_made_their_account(clie
     assert "This clinic is not set up yet" in text(stranger.get("/"))
     assert 'href="/setup"' not in text(stranger.get("/"))
     # The later steps are the console's: a stranger is sent to sign in, a colleague refused.
-    assert "/staff/login" in stranger.get("/staff/setup/clinic").headers["Location"]
+    assert "/staff/login" in stranger.get("/staff/first-run/clinic").headers["Location"]
     with database.unit_of_work() as s:
         create_user(s, "desk@example.com", role="frontdesk", password=PASSWORD)
     colleague = app.test_client()
     token = csrf(colleague, "/staff/login")
     assert colleague.post("/staff/login", data={"email": "desk@example.com", "password": PASSWORD, "csrf_token": token})
-    assert colleague.get("/staff/setup/clinic").status_code == 403
+    assert colleague.get("/staff/first-run/clinic").status_code == 403
     assert count(database, User) == 2
 
 
@@ -230,7 +230,7 @@ def test_two_first_admins_at_once_make_one_admin(database):
 
 def test_the_setup_ends_with_a_clinic_patients_can_book_with(frozen, owner, client, database):
     set_up_the_clinic(owner)
-    done = owner.get("/staff/setup")
+    done = owner.get("/staff/first-run")
     assert done.status_code == 200
     assert "Your clinic is ready" in text(done)
     assert "Patients can book Initial assessment with Ann Lee at Waterfront online now." in text(done)
@@ -268,7 +268,7 @@ def test_the_setup_ends_with_a_clinic_patients_can_book_with(frozen, owner, clie
 
 def test_each_step_shows_what_to_fix_and_saves_nothing(owner, database):
     clinic = post(
-        owner, "/staff/setup/clinic", {**CLINIC, "name": "", "phone": "12", "timezone": "Halifax", "languages": []}
+        owner, "/staff/first-run/clinic", {**CLINIC, "name": "", "phone": "12", "timezone": "Halifax", "languages": []}
     )
     assert clinic.status_code == 422
     body = text(clinic)
@@ -280,29 +280,29 @@ def test_each_step_shows_what_to_fix_and_saves_nothing(owner, database):
     assert 'value="Halifax"' in body  # what was typed stays
     assert count(database, ClinicSettings) == 0
 
-    post(owner, "/staff/setup/clinic", CLINIC)
-    location = post(owner, "/staff/setup/location", {**LOCATION, "address": "", "timezone": "Mars/Olympus"})
+    post(owner, "/staff/first-run/clinic", CLINIC)
+    location = post(owner, "/staff/first-run/location", {**LOCATION, "address": "", "timezone": "Mars/Olympus"})
     assert location.status_code == 422
     assert field_error(text(location), "address")
     assert field_error(text(location), "timezone")
     assert count(database, Location) == 0
 
-    post(owner, "/staff/setup/location", LOCATION)
+    post(owner, "/staff/first-run/location", LOCATION)
     grid = {**hours(), "rows.0.start": "17:00", "rows.0.end": "09:00", "rows.1.end": "5pm"}
-    unnamed = post(owner, "/staff/setup/practitioner", {**PRACTITIONER, "last_name": "", **hours()})
+    unnamed = post(owner, "/staff/first-run/practitioner", {**PRACTITIONER, "last_name": "", **hours()})
     assert unnamed.status_code == 422
     assert field_error(text(unnamed), "last_name")
-    practitioner = post(owner, "/staff/setup/practitioner", {**PRACTITIONER, **grid})
+    practitioner = post(owner, "/staff/first-run/practitioner", {**PRACTITIONER, **grid})
     assert practitioner.status_code == 422
     body = text(practitioner)
     assert "after the start" in field_error(body, "rows.0.end")
     assert "HH:MM" in field_error(body, "rows.1.end")
-    nobody_works = post(owner, "/staff/setup/practitioner", {**PRACTITIONER, **hours(days=())})
+    nobody_works = post(owner, "/staff/first-run/practitioner", {**PRACTITIONER, **hours(days=())})
     assert "at least one day" in text(nobody_works)
     assert count(database, Practitioner) == 0 and count(database, WorkingHours) == 0
 
-    post(owner, "/staff/setup/practitioner", {**PRACTITIONER, **hours()})
-    service = post(owner, "/staff/setup/service", {**SERVICE, "duration_minutes": "50", "price": "lots"})
+    post(owner, "/staff/first-run/practitioner", {**PRACTITIONER, **hours()})
+    service = post(owner, "/staff/first-run/service", {**SERVICE, "duration_minutes": "50", "price": "lots"})
     assert service.status_code == 422
     body = text(service)
     assert "steps of 15" in field_error(body, "duration_minutes")
@@ -312,54 +312,54 @@ def test_each_step_shows_what_to_fix_and_saves_nothing(owner, database):
 
 def test_a_finished_setup_sends_its_steps_to_the_summary(owner):
     set_up_the_clinic(owner)
-    page = text(owner.get("/staff/setup/service", follow_redirects=True))
+    page = text(owner.get("/staff/first-run/service", follow_redirects=True))
     assert "Your clinic is ready" in page
 
 
 def test_the_service_step_shows_the_warning_beside_the_name(owner):
     for path, data in (
-        ("/staff/setup/clinic", CLINIC),
-        ("/staff/setup/location", LOCATION),
-        ("/staff/setup/practitioner", {**PRACTITIONER, **hours()}),
+        ("/staff/first-run/clinic", CLINIC),
+        ("/staff/first-run/location", LOCATION),
+        ("/staff/first-run/practitioner", {**PRACTITIONER, **hours()}),
     ):
         post(owner, path, data)
-    page = text(owner.get("/staff/setup/service"))
+    page = text(owner.get("/staff/first-run/service"))
     assert "The name appears in texts and emails." in page
     assert "never a condition" in page
     assert 'aria-details="name-warning"' in page
 
 
 def test_a_later_step_opened_too_early_sends_to_the_step_to_do(owner):
-    answer = owner.get("/staff/setup/service")
-    assert answer.status_code == 302 and answer.headers["Location"].endswith("/staff/setup/clinic")
-    post(owner, "/staff/setup/clinic", CLINIC)
-    assert owner.get("/staff/setup/practitioner").headers["Location"].endswith("/staff/setup/location")
+    answer = owner.get("/staff/first-run/service")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/staff/first-run/clinic")
+    post(owner, "/staff/first-run/clinic", CLINIC)
+    assert owner.get("/staff/first-run/practitioner").headers["Location"].endswith("/staff/first-run/location")
 
 
 def test_the_setup_resumes_where_it_stopped_after_signing_in_again(owner, app):
-    post(owner, "/staff/setup/clinic", CLINIC)
-    post(owner, "/staff/setup/location", LOCATION)
+    post(owner, "/staff/first-run/clinic", CLINIC)
+    post(owner, "/staff/first-run/location", LOCATION)
     later = app.test_client()  # another browser: nothing of the setup rides in the cookie
     token = csrf(later, "/staff/login")
     later.post("/staff/login", data={"email": OWNER["email"], "password": OWNER["password"], "csrf_token": token})
-    assert later.get("/staff/setup").headers["Location"].endswith("/staff/setup/practitioner")
+    assert later.get("/staff/first-run").headers["Location"].endswith("/staff/first-run/practitioner")
     # An earlier step shows what was saved, and saving it again changes it, not adds one.
-    page = text(later.get("/staff/setup/location"))
+    page = text(later.get("/staff/first-run/location"))
     assert 'value="Waterfront"' in page
-    assert post(later, "/staff/setup/location", {**LOCATION, "name": "Harbourfront"}).status_code == 302
-    assert 'value="Harbourfront"' in text(later.get("/staff/setup/location"))
+    assert post(later, "/staff/first-run/location", {**LOCATION, "name": "Harbourfront"}).status_code == 302
+    assert 'value="Harbourfront"' in text(later.get("/staff/first-run/location"))
 
 
 def test_going_back_to_the_practitioner_keeps_one_practitioner_and_replaces_the_hours(owner, database):
     for path, data in (
-        ("/staff/setup/clinic", CLINIC),
-        ("/staff/setup/location", LOCATION),
-        ("/staff/setup/practitioner", {**PRACTITIONER, **hours()}),
+        ("/staff/first-run/clinic", CLINIC),
+        ("/staff/first-run/location", LOCATION),
+        ("/staff/first-run/practitioner", {**PRACTITIONER, **hours()}),
     ):
         post(owner, path, data)
-    page = text(owner.get("/staff/setup/practitioner"))
+    page = text(owner.get("/staff/first-run/practitioner"))
     assert 'value="Lee"' in page and 'name="rows.4.end" value="17:00"' in page
-    again = post(owner, "/staff/setup/practitioner", {**PRACTITIONER, **hours("08:00", "12:00", days=(0,))})
+    again = post(owner, "/staff/first-run/practitioner", {**PRACTITIONER, **hours("08:00", "12:00", days=(0,))})
     assert again.status_code == 302
     with database.unit_of_work() as s:
         assert s.scalar(sql_select(func.count()).select_from(Practitioner)) == 1

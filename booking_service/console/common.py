@@ -149,7 +149,7 @@ STAFF_MESSAGES = {
     errors.INVALID_TRANSITION: "This appointment can no longer be changed.",
     errors.LATE_CANCELLATION: "Inside the %(hours)s-hour window the clinic's policy asks patients to phone.",
     errors.CLINIC_NOT_SET_UP: (
-        "The clinic is not set up yet: an admin sets it up at /setup (a new database) or /staff/setup, "
+        "The clinic is not set up yet: open /setup in a browser to set it up (a new database), "
         "or run `flask --app booking_service seed-demo` for the demo clinic."
     ),
     errors.SERVICE_NOT_FOUND: "That service is not offered any more. Choose another.",

@@ -78,13 +78,13 @@ def account():
         abort(404)  # someone else finished this step a moment ago
     except DomainError as exc:
         return _render_account(values, errors=staff_field_errors(exc), message=staff_message(exc), status=exc.status)
-    return auth.sign_in(user, url_for("console.setup"))
+    return auth.sign_in(user, url_for("console.first_run"))
 
 
 def _render_account(values, *, errors=None, message=None, status=200):
     return (
         render_template(
-            "staff/setup_account.html",
+            "staff/first_run_account.html",
             values=values,
             errors=errors or {},
             message=message,
@@ -102,8 +102,8 @@ def overview():
     """Where the setup stands: the next step to do, or, once done, what to do next."""
     state = first_run.progress(db_session())
     if not state.complete:
-        return redirect(url_for(f"console.setup_{state.next_step}"))
-    return render_template("staff/setup_done.html", nav="setup", state=state, next_pages=NEXT_PAGES)
+        return redirect(url_for(f"console.first_run_{state.next_step}"))
+    return render_template("staff/first_run_done.html", nav="setup", state=state, next_pages=NEXT_PAGES)
 
 
 def _open_step(step: str):
@@ -111,9 +111,9 @@ def _open_step(step: str):
     complete, or an earlier step is not done yet)."""
     state = first_run.progress(db_session())
     if state.complete and request.method == "GET":
-        return state, redirect(url_for("console.setup"))
+        return state, redirect(url_for("console.first_run"))
     if not state.reachable(step):
-        return state, redirect(url_for(f"console.setup_{state.next_step}"))
+        return state, redirect(url_for(f"console.first_run_{state.next_step}"))
     return state, None
 
 
@@ -121,7 +121,7 @@ def _render_step(step: str, state, *, values, errors=None, message=None, status=
     done = tuple(name for name in first_run.STEPS if state.done(name))
     return (
         render_template(
-            f"staff/setup_{step}.html",
+            f"staff/first_run_{step}.html",
             nav="setup",
             step=step,
             done=done,
@@ -199,7 +199,7 @@ def clinic():
     except DomainError as exc:
         return _render_clinic(state, values, errors=_step_errors(exc), message=staff_message(exc), status=exc.status)
     flash("Saved the clinic.", "success")
-    return redirect(url_for("console.setup"))
+    return redirect(url_for("console.first_run"))
 
 
 def _render_clinic(state, values, **problems):
@@ -253,7 +253,7 @@ def location():
             status=exc.status,
         )
     flash(f"Saved the location {fields.name}.", "success")
-    return redirect(url_for("console.setup"))
+    return redirect(url_for("console.first_run"))
 
 
 # --- step 4: a practitioner and their weekly hours -------------------------------------------------------
@@ -308,7 +308,7 @@ def practitioner():
     if errors:
         return _render_practitioner(state, values, table, errors=errors, message=message, status=422)
     flash(f"Saved {saved.display_name} and their weekly hours.", "success")
-    return redirect(url_for("console.setup"))
+    return redirect(url_for("console.first_run"))
 
 
 def _render_practitioner(state, values, rows, **problems):
@@ -379,7 +379,7 @@ def service():
     if errors:
         return _render_service(state, values, errors=errors, message=message, status=422)
     flash(f"Saved the service {fields.name}.", "success")
-    return redirect(url_for("console.setup"))
+    return redirect(url_for("console.first_run"))
 
 
 def _render_service(state, values, **problems):
