@@ -81,6 +81,9 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     ("patient", "export"): _DESK,  # a patient's data as JSON
     ("patient", "erase"): _ADMIN,
     ("audit", "read"): _ADMIN,  # the audit trail and its CSV
+    # Clinic setup: the clinic's details, locations, practitioners, services.
+    ("catalogue", "read"): _ADMIN,
+    ("catalogue", "change"): _ADMIN,
     # First run: the first admin's account. Public, but its view answers 404 as soon as the
     # database holds a clinic or a staff user; the setup's later steps are ("catalogue", "change").
     ("setup", "start"): PUBLIC,
@@ -189,6 +192,17 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "console.patient_erase": ("patient", "erase"),
     "console.audit": ("audit", "read"),
     "console.audit_csv": ("audit", "read"),
+    # --- clinic setup (the forms answer GET and POST alike: "change")
+    "console.clinic": ("catalogue", "change"),
+    "console.locations": ("catalogue", "read"),
+    "console.location_new": ("catalogue", "change"),
+    "console.location_edit": ("catalogue", "change"),
+    "console.practitioners": ("catalogue", "read"),
+    "console.practitioner_new": ("catalogue", "change"),
+    "console.practitioner_edit": ("catalogue", "change"),
+    "console.services": ("catalogue", "read"),
+    "console.service_new": ("catalogue", "change"),
+    "console.service_edit": ("catalogue", "change"),
     # --- home exercise programs in the API
     "api.exercises": ("exercise", "read"),
     "api.assign_program": ("program", "change"),

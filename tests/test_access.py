@@ -137,6 +137,9 @@ def world(console_app, database, clinic, users, daniel, tokens, booked):
             "patient_id": a_patient,
             "token_id": spare_token,
             "user_id": spare_user.id,
+            "location_id": clinic.location_id,
+            "practitioner_id": clinic.practitioner_ids[1],
+            "service_id": clinic.follow_up_id,
             "token": spare.manage_token,
             "filename": "staff.css",
         }
@@ -387,6 +390,30 @@ def test_a_typed_password_shorter_than_10_characters_is_refused(admin, database)
     assert "at least 10 characters" in text(page)
     with database.unit_of_work() as s:
         assert s.query(User).filter_by(email="new@example.com").count() == 0
+
+
+def test_only_admins_set_up_the_clinic(console_app, admin, desk, physio):
+    setup = sorted(endpoint for endpoint, rule in access.ENDPOINTS.items() if rule[0] == "catalogue")
+    assert setup == [
+        "console.clinic",
+        "console.location_edit",
+        "console.location_new",
+        "console.locations",
+        "console.practitioner_edit",
+        "console.practitioner_new",
+        "console.practitioners",
+        "console.service_edit",
+        "console.service_new",
+        "console.services",
+    ]
+    for role in ("frontdesk", "practitioner"):
+        assert access.grant(role, "catalogue", "read") is None
+        assert access.grant(role, "catalogue", "change") is None
+    assert admin.get("/staff/setup/services").status_code == 200
+    for client in (desk, physio):
+        assert client.get("/staff/setup/services").status_code == 403
+        assert client.post("/staff/setup/services/new", data={"name": "Walk-in"}).status_code == 403
+        assert "Clinic setup" not in text(client.get("/staff/account"))
 
 
 def test_the_desk_and_practitioners_cannot_manage_users(desk, physio):

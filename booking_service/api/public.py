@@ -47,11 +47,13 @@ def list_locations():
 @bp.arguments(PractitionerQuerySchema, location="query")
 @bp.response(200, PractitionerListSchema)
 def list_practitioners(args):
-    """Active practitioners, optionally only those at a location and offering a service
+    """Practitioners patients may book online, optionally only those at a location and offering a service
 
     Unknown ids in the filters give an empty list.
     """
-    found = practitioners_for(db_session(), location_id=args.get("location_id"), service_id=args.get("service_id"))
+    found = practitioners_for(
+        db_session(), location_id=args.get("location_id"), service_id=args.get("service_id"), online_only=True
+    )
     return {"practitioners": [serializers.practitioner(p) for p in found]}
 
 

@@ -24,6 +24,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
@@ -288,11 +289,44 @@ def update_clinic(session: Session, fields: ClinicFields) -> ClinicSettings:
 # --- locations -----------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Clean:
+    """What a save writes, once every field is checked: the row (None: a new one), the key
+    (None: keep it, or make one from the name), the column values and the related rows."""
+
+    row: Any
+    key: str | None
+    values: dict[str, Any]
+    related: dict[str, list[Any]]
+
+
 def _location(session: Session, location_id: int) -> Location:
     location = session.get(Location, location_id)
     if location is None:
         raise NotFound(errors.LOCATION_NOT_FOUND, fields={"location_id": errors.LOCATION_UNKNOWN})
     return location
+
+
+def _clean_location(session: Session, location_id: int | None, fields: LocationFields) -> _Clean:
+    location = _location(session, location_id) if location_id is not None else None
+    country = get_clinic(session).country
+    problems = _Problems()
+    key = _key(problems, session, Location, fields.key, location_id)
+    values: dict[str, Any] = {
+        "name": problems.line("name", fields.name, MAX_NAME, required=True),
+        "address": problems.line("address", fields.address, MAX_ADDRESS, required=True),
+        "phone": _phone(problems, fields.phone, country, required=False),
+        "timezone": _timezone(problems, fields.timezone),
+        "directions": problems.text("directions", fields.directions, MAX_DIRECTIONS, required=False),
+        "active": bool(fields.active),
+    }
+    problems.raise_if_any(errors.LOCATION_INVALID)
+    return _Clean(location, key, values, {})
+
+
+def check_location(session: Session, location_id: int | None, fields: LocationFields) -> None:
+    """Raise what :func:`save_location` would raise, changing nothing."""
+    _clean_location(session, location_id, fields)
 
 
 def save_location(session: Session, location_id: int | None, fields: LocationFields) -> Location:
@@ -303,37 +337,8 @@ def save_location(session: Session, location_id: int | None, fields: LocationFie
     taken key, a missing name or address, a phone that is not a number of the clinic's country,
     a zone not in the IANA database, or directions over 1000 characters. Returns it, flushed.
     """
-    location = _location(session, location_id) if location_id is not None else None
-    country = get_clinic(session).country
-    problems = _Problems()
-    key = _key(problems, session, Location, fields.key, location_id)
-    name = problems.line("name", fields.name, MAX_NAME, required=True)
-    address = problems.line("address", fields.address, MAX_ADDRESS, required=True)
-    phone = _phone(problems, fields.phone, country, required=False)
-    timezone = _timezone(problems, fields.timezone)
-    directions = problems.text("directions", fields.directions, MAX_DIRECTIONS, required=False)
-    problems.raise_if_any(errors.LOCATION_INVALID)
-
-    values: dict[str, object] = {
-        "name": name,
-        "address": address,
-        "phone": phone,
-        "timezone": timezone,
-        "directions": directions,
-        "active": bool(fields.active),
-    }
-    if location is None:
-        location = Location(key=key or _new_key(session, Location, name, "location"), **values)
-        session.add(location)
-        session.flush()
-        audit.record(session, "location.create", "location", location.id, {"key": location.key})
-        return location
-    if key is not None:
-        values["key"] = key
-    changed = _changed(location, values)
-    session.flush()
-    audit.record(session, "location.update", "location", location.id, {"fields": changed})
-    return location
+    clean = _clean_location(session, location_id, fields)
+    return _write(session, Location, clean, clean.values["name"], "location")
 
 
 # --- practitioners ---------------------------------------------------------------------------------------
@@ -353,6 +358,46 @@ def _photo_url(problems: _Problems, value: str | None) -> str | None:
     if not re.fullmatch(r"https://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?", url) or len(url) > MAX_URL:
         problems.add("photo_url", errors.PHOTO_URL_INVALID)
     return url
+
+
+def _clean_practitioner(session: Session, practitioner_id: int | None, fields: PractitionerFields) -> _Clean:
+    practitioner = _practitioner(session, practitioner_id) if practitioner_id is not None else None
+    problems = _Problems()
+    key = _key(problems, session, Practitioner, fields.key, practitioner_id)
+    values: dict[str, Any] = {
+        "first_name": problems.line("first_name", fields.first_name, MAX_PERSON_NAME, required=True),
+        "last_name": problems.line("last_name", fields.last_name, MAX_PERSON_NAME, required=True),
+        "profession": problems.line("profession", fields.profession, MAX_PERSON_NAME, required=True),
+        "bio": problems.text("bio", fields.bio, MAX_BIO, required=False),
+        "photo_url": _photo_url(problems, fields.photo_url),
+        "online_bookable": bool(fields.online_bookable),
+        "user_id": fields.user_id,
+        "active": bool(fields.active),
+    }
+    related = {
+        "locations": _ids_known(
+            problems, session, Location, "location_ids", fields.location_ids, errors.LOCATION_UNKNOWN
+        ),
+        "services": _ids_known(problems, session, Service, "service_ids", fields.service_ids, errors.SERVICE_UNKNOWN),
+    }
+    if fields.user_id is not None:
+        user = session.get(User, fields.user_id) if _is_int(fields.user_id) else None
+        other = session.scalar(
+            select(Practitioner).where(
+                Practitioner.user_id == fields.user_id, Practitioner.id != (practitioner_id or 0)
+            )
+        )
+        if user is None or user.role != "practitioner" or not user.active:
+            problems.add("user_id", errors.STAFF_LOGIN_INVALID)
+        elif other is not None:
+            problems.add("user_id", errors.STAFF_LOGIN_TAKEN, practitioner=other.display_name)
+    problems.raise_if_any(errors.PRACTITIONER_INVALID)
+    return _Clean(practitioner, key, values, related)
+
+
+def check_practitioner(session: Session, practitioner_id: int | None, fields: PractitionerFields) -> None:
+    """Raise what :func:`save_practitioner` would raise, changing nothing."""
+    _clean_practitioner(session, practitioner_id, fields)
 
 
 def save_practitioner(
@@ -376,65 +421,11 @@ def save_practitioner(
     login that is not an active practitioner login or is already another practitioner's.
     Returns it, flushed.
     """
-    practitioner = _practitioner(session, practitioner_id) if practitioner_id is not None else None
-    problems = _Problems()
-    key = _key(problems, session, Practitioner, fields.key, practitioner_id)
-    first_name = problems.line("first_name", fields.first_name, MAX_PERSON_NAME, required=True)
-    last_name = problems.line("last_name", fields.last_name, MAX_PERSON_NAME, required=True)
-    profession = problems.line("profession", fields.profession, MAX_PERSON_NAME, required=True)
-    bio = problems.text("bio", fields.bio, MAX_BIO, required=False)
-    photo_url = _photo_url(problems, fields.photo_url)
-    locations = _ids_known(problems, session, Location, "location_ids", fields.location_ids, errors.LOCATION_UNKNOWN)
-    services = _ids_known(problems, session, Service, "service_ids", fields.service_ids, errors.SERVICE_UNKNOWN)
-    if fields.user_id is not None:
-        user = session.get(User, fields.user_id) if _is_int(fields.user_id) else None
-        other = session.scalar(
-            select(Practitioner).where(
-                Practitioner.user_id == fields.user_id, Practitioner.id != (practitioner_id or 0)
-            )
-        )
-        if user is None or user.role != "practitioner" or not user.active:
-            problems.add("user_id", errors.STAFF_LOGIN_INVALID)
-        elif other is not None:
-            problems.add("user_id", errors.STAFF_LOGIN_TAKEN, practitioner=other.display_name)
-    problems.raise_if_any(errors.PRACTITIONER_INVALID)
-
-    active = bool(fields.active)
-    values: dict[str, object] = {
-        "first_name": first_name,
-        "last_name": last_name,
-        "profession": profession,
-        "bio": bio,
-        "photo_url": photo_url,
-        "online_bookable": bool(fields.online_bookable),
-        "user_id": fields.user_id,
-        "active": active,
-    }
-    created = practitioner is None
-    if practitioner is None:
-        practitioner = Practitioner(
-            key=key or _new_key(session, Practitioner, f"{first_name} {last_name}", "practitioner"), **values
-        )
-        session.add(practitioner)
-        changed: list[str] = []
-    else:
-        if key is not None:
-            values["key"] = key
-        changed = _changed(practitioner, values)
-    left_on = None if active else (practitioner.left_on or _today(session, now))
-    changed += _changed(practitioner, {"left_on": left_on})
-    if sorted(row.id for row in practitioner.locations) != [row.id for row in locations]:
-        practitioner.locations = locations
-        changed.append("locations")
-    if sorted(row.id for row in practitioner.services) != [row.id for row in services]:
-        practitioner.services = services
-        changed.append("services")
-    session.flush()
-    if created:
-        audit.record(session, "practitioner.create", "practitioner", practitioner.id, {"key": practitioner.key})
-    else:
-        audit.record(session, "practitioner.update", "practitioner", practitioner.id, {"fields": changed})
-    return practitioner
+    clean = _clean_practitioner(session, practitioner_id, fields)
+    left_on = clean.row.left_on if clean.row is not None else None
+    clean.values["left_on"] = None if clean.values["active"] else (left_on or _today(session, now))
+    name = f"{clean.values['first_name']} {clean.values['last_name']}"
+    return _write(session, Practitioner, clean, name, "practitioner")
 
 
 # --- services -----------------------------------------------------------------------------------------------
@@ -447,27 +438,11 @@ def _service(session: Session, service_id: int) -> Service:
     return service
 
 
-def save_service(session: Session, service_id: int | None, fields: ServiceFields) -> Service:
-    """Create a service (``service_id`` None) or change one; ``active`` False retires it (kept
-    for its appointments, no longer offered or bookable). ``online_bookable`` False: staff book
-    it, patients do not see it.
-
-    Its name appears in confirmations and reminders: the console warns that it must not reveal
-    a condition (this function cannot tell). Changing the duration or buffer does not change
-    appointments already booked: they keep their times.
-
-    Raises NotFound for an unknown id and ValidationFailed (``SERVICE_INVALID``) for a bad or
-    taken key, a missing name, a kind not in :data:`SERVICE_KINDS`, a duration that is not a
-    positive multiple of the clinic's slot step up to 480 minutes, a buffer outside 0-120
-    minutes, a negative or absurd price, texts over their limits, or unknown practitioner ids.
-    Returns it, flushed.
-    """
+def _clean_service(session: Session, service_id: int | None, fields: ServiceFields) -> _Clean:
     service = _service(session, service_id) if service_id is not None else None
     step = get_clinic(session).slot_step_minutes
     problems = _Problems()
     key = _key(problems, session, Service, fields.key, service_id)
-    name = problems.line("name", fields.name, MAX_NAME, required=True)
-    name_fr = problems.line("name_fr", fields.name_fr, MAX_NAME, required=False) or None
     if fields.kind not in SERVICE_KINDS:
         problems.add("kind", errors.KIND_INVALID, choices=", ".join(SERVICE_KINDS))
     duration = fields.duration_minutes
@@ -479,44 +454,75 @@ def save_service(session: Session, service_id: int | None, fields: ServiceFields
     price = fields.price_cents
     if price is not None and (not _is_int(price) or not 0 <= price <= MAX_PRICE_CENTS):
         problems.add("price_cents", errors.PRICE_INVALID)
-    preparation_notes = problems.text("preparation_notes", fields.preparation_notes, MAX_NOTES, required=False)
-    description = problems.text("description", fields.description, MAX_DESCRIPTION, required=False)
-    description_fr = problems.text("description_fr", fields.description_fr, MAX_DESCRIPTION, required=False)
-    practitioners = _ids_known(
-        problems, session, Practitioner, "practitioner_ids", fields.practitioner_ids, errors.PRACTITIONER_UNKNOWN
-    )
-    problems.raise_if_any(errors.SERVICE_INVALID)
-
-    values: dict[str, object] = {
-        "name": name,
-        "name_fr": name_fr,
+    values: dict[str, Any] = {
+        "name": problems.line("name", fields.name, MAX_NAME, required=True),
+        "name_fr": problems.line("name_fr", fields.name_fr, MAX_NAME, required=False) or None,
         "kind": fields.kind,
         "duration_minutes": duration,
         "buffer_minutes": buffer,
         "price_cents": price,
         "online_bookable": bool(fields.online_bookable),
-        "preparation_notes": preparation_notes,
-        "description": description,
-        "description_fr": description_fr,
+        "preparation_notes": problems.text("preparation_notes", fields.preparation_notes, MAX_NOTES, required=False),
+        "description": problems.text("description", fields.description, MAX_DESCRIPTION, required=False),
+        "description_fr": problems.text("description_fr", fields.description_fr, MAX_DESCRIPTION, required=False),
         "active": bool(fields.active),
     }
+    related = {
+        "practitioners": _ids_known(
+            problems, session, Practitioner, "practitioner_ids", fields.practitioner_ids, errors.PRACTITIONER_UNKNOWN
+        )
+    }
+    problems.raise_if_any(errors.SERVICE_INVALID)
     if service is None:
         last = session.scalar(select(Service.sort_order).order_by(Service.sort_order.desc()).limit(1))
-        service = Service(key=key or _new_key(session, Service, name, "service"), sort_order=(last or 0) + 1, **values)
-        session.add(service)
-        created = True
+        values["sort_order"] = (last or 0) + 1
+    return _Clean(service, key, values, related)
+
+
+def check_service(session: Session, service_id: int | None, fields: ServiceFields) -> None:
+    """Raise what :func:`save_service` would raise, changing nothing."""
+    _clean_service(session, service_id, fields)
+
+
+def save_service(session: Session, service_id: int | None, fields: ServiceFields) -> Service:
+    """Create a service (``service_id`` None) or change one; ``active`` False retires it (kept
+    for its appointments, no longer offered or bookable). ``online_bookable`` False: staff book
+    it, patients do not see it. A new service comes last in the patients' list.
+
+    Its name appears in confirmations and reminders: the console warns that it must not reveal
+    a condition (this function cannot tell). Changing the duration or buffer does not change
+    appointments already booked: they keep their times.
+
+    Raises NotFound for an unknown id and ValidationFailed (``SERVICE_INVALID``) for a bad or
+    taken key, a missing name, a kind not in :data:`SERVICE_KINDS`, a duration that is not a
+    positive multiple of the clinic's slot step up to 480 minutes, a buffer outside 0-120
+    minutes, a price outside 0 to 10,000,000 cents, texts over their limits, or unknown
+    practitioner ids. Returns it, flushed.
+    """
+    clean = _clean_service(session, service_id, fields)
+    return _write(session, Service, clean, clean.values["name"], "service")
+
+
+# --- writing ---------------------------------------------------------------------------------------------------
+
+
+def _write(session: Session, model: type, clean: _Clean, name: str, kind: str) -> Any:
+    """Create or change the row, flush, and record the audit row: on create its key, on change
+    the names of the fields that changed (never their values: names and notes are not for the trail)."""
+    row = clean.row
+    if row is None:
+        row = model(key=clean.key or _new_key(session, model, name, kind), **clean.values)
+        session.add(row)
         changed: list[str] = []
     else:
-        created = False
-        if key is not None:
-            values["key"] = key
-        changed = _changed(service, values)
-    if sorted(row.id for row in service.practitioners) != [row.id for row in practitioners]:
-        service.practitioners = practitioners
-        changed.append("practitioners")
+        changed = _changed(row, {**clean.values, **({"key": clean.key} if clean.key is not None else {})})
+    for relation, rows in clean.related.items():
+        if sorted(item.id for item in getattr(row, relation)) != [item.id for item in rows]:
+            setattr(row, relation, rows)
+            changed.append(relation)
     session.flush()
-    if created:
-        audit.record(session, "service.create", "service", service.id, {"key": service.key})
+    if clean.row is None:
+        audit.record(session, f"{kind}.create", kind, row.id, {"key": row.key})
     else:
-        audit.record(session, "service.update", "service", service.id, {"fields": changed})
-    return service
+        audit.record(session, f"{kind}.update", kind, row.id, {"fields": changed})
+    return row

@@ -30,10 +30,13 @@ def active_locations(session: Session) -> list[Location]:
 
 
 def practitioners_for(
-    session: Session, *, location_id: int | None = None, service_id: int | None = None
+    session: Session, *, location_id: int | None = None, service_id: int | None = None, online_only: bool = False
 ) -> list[Practitioner]:
-    """Active practitioners, optionally only those working at a location and offering a service."""
+    """Active practitioners (not those who left), optionally only those working at a location
+    and offering a service; ``online_only``: only those patients may book online."""
     query = select(Practitioner).where(Practitioner.active.is_(True))
+    if online_only:
+        query = query.where(Practitioner.online_bookable.is_(True))
     if location_id is not None:
         query = query.where(Practitioner.locations.any(Location.id == location_id))
     if service_id is not None:
@@ -51,8 +54,9 @@ def bookable(
 ) -> tuple[Service, Location, list[Practitioner]]:
     """The service, location and candidate practitioners for a booking or a slot search.
 
-    Raises NotFound for an unknown or inactive service or location (field named), and
-    ValidationFailed when the chosen practitioner does not offer that service there.
+    Patients (``staff`` False) see only services and practitioners bookable online; staff
+    every active one. Raises NotFound for an unknown or inactive service or location (field
+    named), and ValidationFailed when the chosen practitioner does not offer that service there.
     """
     service = session.get(Service, service_id)
     if service is None or not service.active or (not staff and not service.online_bookable):
@@ -60,7 +64,7 @@ def bookable(
     location = session.get(Location, location_id)
     if location is None or not location.active:
         raise NotFound(errors.LOCATION_NOT_FOUND, fields={"location_id": errors.LOCATION_UNKNOWN})
-    candidates = practitioners_for(session, location_id=location_id, service_id=service_id)
+    candidates = practitioners_for(session, location_id=location_id, service_id=service_id, online_only=not staff)
     if practitioner_id is not None:
         candidates = [p for p in candidates if p.id == practitioner_id]
         if not candidates:

@@ -26,6 +26,7 @@ from booking_service.console import (
     progress,
     schedule,
     settings,
+    setup,
     tokens,
     users,
     waitlist,
@@ -109,6 +110,22 @@ bp.add_url_rule("/time-off/<int:time_off_id>/remove", "time_off_remove", setting
 bp.add_url_rule("/closures", "closure_add", settings.closure_add, methods=["POST"])
 bp.add_url_rule("/closures/<int:closure_id>/remove", "closure_remove", settings.closure_remove, methods=["POST"])
 bp.add_url_rule("/settings", "settings", settings.policy, methods=["GET", "POST"])
+# --- clinic setup (admins): the clinic, locations, practitioners, services ---------------------------
+bp.add_url_rule("/setup/clinic", "clinic", setup.clinic, methods=["GET", "POST"])
+bp.add_url_rule("/setup/locations", "locations", setup.locations)
+bp.add_url_rule("/setup/locations/new", "location_new", setup.location_form, methods=["GET", "POST"])
+bp.add_url_rule("/setup/locations/<int:location_id>", "location_edit", setup.location_form, methods=["GET", "POST"])
+bp.add_url_rule("/setup/practitioners", "practitioners", setup.practitioners)
+bp.add_url_rule("/setup/practitioners/new", "practitioner_new", setup.practitioner_form, methods=["GET", "POST"])
+bp.add_url_rule(
+    "/setup/practitioners/<int:practitioner_id>",
+    "practitioner_edit",
+    setup.practitioner_form,
+    methods=["GET", "POST"],
+)
+bp.add_url_rule("/setup/services", "services", setup.services)
+bp.add_url_rule("/setup/services/new", "service_new", setup.service_form, methods=["GET", "POST"])
+bp.add_url_rule("/setup/services/<int:service_id>", "service_edit", setup.service_form, methods=["GET", "POST"])
 # --- home exercise programs: alerts (desk and the patient's practitioner) and progress -----------
 bp.add_url_rule("/alerts", "alerts", alerts.index)
 bp.add_url_rule("/alerts/<int:alert_id>/acknowledge", "alert_acknowledge", alerts.acknowledge, methods=["POST"])

@@ -215,7 +215,7 @@ def _render_time(selection: Selection, *, from_day: date | None, chosen=None, er
         practitioners = selection.candidates  # already everyone offering it there
     else:
         practitioners = practitioners_for(
-            db_session(), location_id=selection.location_id, service_id=selection.service_id
+            db_session(), location_id=selection.location_id, service_id=selection.service_id, online_only=True
         )
     return page(
         "pages/time.html",
