@@ -606,3 +606,97 @@ def test_a_practitioner_login_cannot_reach_setup_even_by_signing_in_again(consol
     assert login(client, "maya@example.com").status_code == 302
     assert client.get("/staff/setup/services").status_code == 403
     assert "Clinic setup" not in flashed(client)
+
+
+# --- what patients see -------------------------------------------------------------------------------
+
+
+def _set(database, model, row_id, **values) -> None:
+    with database.unit_of_work() as s:
+        row = s.get(model, row_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+
+
+@pytest.fixture
+def pages(console_app):
+    return console_app.test_client()
+
+
+def test_the_booking_page_shows_a_price_when_set_in_the_patients_language(pages, clinic, database):
+    _set(database, Service, clinic.initial_id, price_cents=9500)
+    english = text(pages.get("/?lang=en"))
+    assert "60 min · $95.00" in english
+    assert "30 min ·" not in english  # the follow-up has no price
+    assert "95,00" in text(pages.get("/?lang=fr"))
+
+
+def test_staff_only_practitioners_and_services_are_hidden_from_patients_and_the_public_api(pages, clinic, database):
+    _set(database, Practitioner, clinic.practitioner_ids[0], online_bookable=False)
+    _set(database, Service, clinic.follow_up_id, online_bookable=False)
+    api = pages.get(f"/api/v1/practitioners?location_id={clinic.location_id}").get_json()
+    assert [p["id"] for p in api["practitioners"]] == [clinic.practitioner_ids[1]]
+    assert [s["id"] for s in pages.get("/api/v1/services").get_json()["services"]] == [clinic.initial_id]
+    page = text(pages.get(f"/book/time?service_id={clinic.initial_id}&location_id={clinic.location_id}"))
+    assert "Daniel Okafor" in page and "Maya Chen" not in page
+    refused_slot = pages.get(
+        f"/api/v1/availability?service_id={clinic.initial_id}&location_id={clinic.location_id}"
+        f"&practitioner_id={clinic.practitioner_ids[0]}&from=2026-11-24&to=2026-11-24"
+    )
+    assert refused_slot.status_code == 422
+
+
+def test_the_time_page_introduces_practitioners_with_their_bio_and_photo(pages, clinic, database):
+    _set(
+        database,
+        Practitioner,
+        clinic.practitioner_ids[0],
+        bio="Runner; treats sports injuries.",
+        photo_url="https://photos.example.org/maya.jpg",
+    )
+    response = pages.get(f"/book/time?service_id={clinic.initial_id}&location_id={clinic.location_id}")
+    page = text(response)
+    assert "About our practitioners" in page and "Runner; treats sports injuries." in page
+    assert 'src="https://photos.example.org/maya.jpg"' in page
+    assert "img-src 'self' data: https://photos.example.org;" in response.headers["Content-Security-Policy"]
+    start = pages.get("/")
+    assert "photos.example.org" not in start.headers["Content-Security-Policy"]
+
+
+def test_preparation_notes_and_directions_reach_the_confirmation_email_and_manage_page(pages, clinic, database, booked):
+    from booking_service.messaging.rendering import render
+    from booking_service.outbox.models import OutboxMessage
+    from booking_service.scheduling.tokens import manage_path, manage_token
+    from tests.conftest import SECRET
+
+    _set(database, Service, clinic.initial_id, preparation_notes="Wear shorts.\nBring your insurance card.")
+    _set(database, Location, clinic.location_id, directions="Side door on Pearl St; parking on level P2.")
+    visit = booked(TUESDAY_10)
+    with database.unit_of_work() as s:
+        message = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.appointment_id == visit,
+                OutboxMessage.template == "confirmation",
+                OutboxMessage.channel == "email",
+            )
+        ).one()
+        email = render(s, message, settings={"SECRET_KEY": SECRET}, clinic=s.get(ClinicSettings, 1), now=NOW)
+        sms = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.appointment_id == visit, OutboxMessage.channel == "sms")
+        ).first()
+        sms_text = render(s, sms, settings={"SECRET_KEY": SECRET}, clinic=s.get(ClinicSettings, 1), now=NOW).body
+        token = manage_token(SECRET, s.get(Appointment, visit).manage_nonce)
+    assert "Before your visit:\nWear shorts.\nBring your insurance card." in email.text
+    assert "Getting here:\nSide door on Pearl St; parking on level P2." in email.text
+    assert "Side door on Pearl St" in email.html and "Bring your insurance card." in email.html
+    assert "Pearl St" not in sms_text  # texts stay short
+    page = text(pages.get(manage_path(token)))
+    assert "Before you come" in page and "Wear shorts." in page and "parking on level P2" in page
+
+
+def test_a_clinic_offering_one_language_hides_the_switch_and_answers_in_it(pages, clinic, database):
+    _set(database, ClinicSettings, 1, languages=["fr"], default_language="fr")
+    page = text(pages.get("/", headers={"Accept-Language": "en"}))
+    assert '<html lang="fr' in page
+    assert "lang-switch" not in page
+    assert '<html lang="fr' in text(pages.get("/?lang=en"))

@@ -396,9 +396,10 @@ def test_the_front_desk_and_practitioners_cannot_open_the_clinic_settings(desk, 
     for client in (desk, physio):
         assert client.get("/staff/settings").status_code == 403
         assert client.post("/staff/settings", data=policy_form(slot_step_minutes="30")).status_code == 403
-        assert 'href="/staff/settings"' not in text(client.get("/staff/"))
+        assert 'href="/staff/setup/clinic"' not in text(client.get("/staff/"))
     assert clinic_settings(database).slot_step_minutes == 15
-    assert 'href="/staff/settings"' in text(admin.get("/staff/"))
+    assert 'href="/staff/setup/clinic"' in text(admin.get("/staff/"))  # the "Clinic setup" menu group
+    assert 'href="/staff/settings"' in text(admin.get("/staff/setup/clinic"))
 
 
 # --- forms and CSRF ---------------------------------------------------------------------------------

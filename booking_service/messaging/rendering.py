@@ -352,6 +352,9 @@ def _context(message: Any, *, settings: Any, clinic: Any, now: datetime, lang: s
         "practitioner_name": None,
         "service_name": None,
         "is_initial": False,
+        # Set by an admin: what to bring or wear, how to get there (e-mails only; no clinical detail).
+        "preparation_notes": None,
+        "directions": None,
         "manage_url": None,
         "cancellation_window_hours": getattr(clinic, "cancellation_window_hours", None),
         "alert_kind": payload.get("alert_kind"),  # red_flag, pain, urgent_booking: the clinic's alert e-mail
@@ -374,6 +377,11 @@ def _context(message: Any, *, settings: Any, clinic: Any, now: datetime, lang: s
             service_name=appointment.service.localized_name(lang),
             is_initial=appointment.service.kind == "initial",
         )
+        if not sms:
+            ctx.update(
+                preparation_notes=(appointment.service.preparation_notes or "").strip() or None,
+                directions=(location.directions or "").strip() or None,
+            )
         if payload.get("old_start"):
             old = datetime.fromisoformat(payload["old_start"])
             ctx["old_when"] = format_when(old, tz, lang, short=sms)

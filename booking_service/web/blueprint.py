@@ -71,6 +71,11 @@ def _nonce() -> None:
     g.csp_nonce = secrets.token_urlsafe(12)
 
 
+def _image_sources() -> str:
+    """The page's own images, and the origins of the photos it shows (``allow_images_from``)."""
+    return " ".join(["'self'", "data:", *sorted(g.get("image_origins", ()))])
+
+
 @bp.after_request
 def _headers(response):
     headers = response.headers
@@ -78,7 +83,7 @@ def _headers(response):
         headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; "
-            f"style-src 'self' 'nonce-{g.get('csp_nonce', '')}'; img-src 'self' data:; "
+            f"style-src 'self' 'nonce-{g.get('csp_nonce', '')}'; img-src {_image_sources()}; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         )
         headers.setdefault("Cache-Control", "no-store")
@@ -138,13 +143,14 @@ def _template_helpers():
         "theme": palette(clinic.brand_color if clinic else None),
         "csp_nonce": g.get("csp_nonce", ""),
         "lang": i18n.language(),
-        "languages": i18n.LANGUAGE_NAMES,
+        "languages": {code: i18n.LANGUAGE_NAMES[code] for code in i18n.offered_languages()},
         "language_url": language_url,
         "asset_url": asset_url,
         "honeypot_field": HONEYPOT_FIELD,
         "flashes": get_flashed_messages(with_categories=True),
         "service_name": i18n.service_name,
         "service_description": i18n.service_description,
+        "service_price": i18n.service_price,
         "display_phone": display_phone,
     }
 

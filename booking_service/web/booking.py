@@ -38,6 +38,7 @@ from booking_service.usecases.booking import BookingRequest, book
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
 from booking_service.web.common import (
+    allow_images_from,
     current_clinic,
     domain_message,
     field_errors,
@@ -217,6 +218,7 @@ def _render_time(selection: Selection, *, from_day: date | None, chosen=None, er
         practitioners = practitioners_for(
             db_session(), location_id=selection.location_id, service_id=selection.service_id, online_only=True
         )
+    allow_images_from(p.photo_url for p in practitioners)
     return page(
         "pages/time.html",
         status,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import date, datetime, time
+from urllib.parse import urlsplit
 
 from flask import Response, g, make_response, render_template
 from flask_babel import format_date, format_time
@@ -40,6 +41,16 @@ def current_clinic(*, required: bool = True) -> ClinicSettings | None:
                 raise
             return None
     return g.clinic
+
+
+def allow_images_from(urls) -> None:
+    """Let the page show images from the origins of ``urls`` (practitioners' photos, set by an
+    admin): the page's Content-Security-Policy otherwise allows its own images only."""
+    origins = g.setdefault("image_origins", set())
+    for url in urls:
+        parts = urlsplit(url or "")
+        if parts.scheme == "https" and parts.netloc:
+            origins.add(f"https://{parts.netloc}")
 
 
 def page(template: str, status: int = 200, **context) -> Response:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, localedata
 from babel.dates import format_date, format_time, get_timezone_location, get_timezone_name
+from babel.numbers import format_currency, get_territory_currencies
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
@@ -50,10 +51,21 @@ def init_babel(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
 
 
+def offered_languages() -> tuple[str, ...]:
+    """The languages the clinic offers its patients (its settings), in the order of LANGUAGES;
+    all of them before it is set up."""
+    from booking_service.web.common import current_clinic
+
+    clinic = current_clinic(required=False)
+    chosen = set(clinic.languages or ()) if clinic is not None else set(LANGUAGES)
+    return tuple(code for code in LANGUAGES if code in chosen) or LANGUAGES
+
+
 def explicit_language() -> str | None:
-    """The language the visitor chose with the switch, if any."""
+    """The language the visitor chose with the switch, if any (and the clinic offers it)."""
+    offered = offered_languages()
     for value in (request.args.get("lang"), request.cookies.get(COOKIE)):
-        if value in LANGUAGES:
+        if value in offered:
             return value
     return None
 
@@ -71,11 +83,13 @@ def _clinic_defaults() -> tuple[str, str]:
 
 def select_locale() -> str:
     default_language, country = _clinic_defaults()
+    offered = offered_languages()
+    subject = g.get("subject_language")
     language = (
         explicit_language()
-        or g.get("subject_language")
-        or request.accept_languages.best_match(LANGUAGES)
-        or default_language
+        or (subject if subject in offered else None)
+        or request.accept_languages.best_match(offered)
+        or (default_language if default_language in offered else offered[0])
     )
     regional = f"{language}_{country.upper()}"
     return regional if localedata.exists(regional) else language
@@ -152,6 +166,16 @@ def zone_label(tz_name: str, instants: list[datetime] | tuple[datetime, ...] = (
 
 def service_name(service) -> str:
     return service.localized_name(language())
+
+
+def service_price(service) -> str:
+    """The service's price in the clinic country's currency for the page's locale (``$95.00``,
+    ``95,00 $``); empty when it has none."""
+    if service.price_cents is None:
+        return ""
+    _language, country = _clinic_defaults()
+    currencies = get_territory_currencies(country.upper())
+    return format_currency(service.price_cents / 100, currencies[0] if currencies else "CAD", locale=_locale())
 
 
 def service_description(service) -> str:
