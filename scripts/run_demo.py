@@ -118,7 +118,7 @@ def main() -> int:
                 return 1
             first_run, complete, demo = _database_state()
     elif choice in YES:
-        print("The database already holds a clinic: the demo is loaded only into an empty one.")
+        print("The database is not empty: the demo clinic is loaded only into an empty one.")
 
     web = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "booking_service", "run", "--port", str(args.port)], env=env
