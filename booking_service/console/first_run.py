@@ -86,7 +86,6 @@ def _render_account(values, *, errors=None, message=None, status=200):
             errors=errors or {},
             message=message,
             min_password=MIN_PASSWORD_LENGTH,
-            steps=first_run.STEPS,
         ),
         status,
     )
