@@ -1,10 +1,11 @@
-# Two commands on a fresh machine: `make run` (the demo clinic) and `make test`.
+# Two commands on a fresh machine: `make run` (your own clinic at /setup, or the demo clinic) and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FLASK  := $(VENV)/bin/flask --app booking_service
 PORT   ?= 5000
+DEMO   ?=
 
 .PHONY: run test lint install install-dev browser-deps clean
 
@@ -23,12 +24,13 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-## make run: install, migrate the SQLite database, load the demo clinic if empty, start web + worker
-## on PORT (`make run PORT=8080`; PUBLIC_BASE_URL follows it unless set).
+## make run: install, migrate the SQLite database, start web + worker. On an empty database it offers
+## the choice: set up your own clinic at /setup (the default), or load the demo clinic (DEMO=1; a
+## terminal is asked). DEMO=0 never asks. A database that holds a clinic just starts.
+## The port: `make run PORT=8080` (PUBLIC_BASE_URL follows it unless set).
 run: install
 	$(FLASK) db upgrade
-	$(FLASK) seed-demo --if-empty
-	$(PY) -m scripts.run_demo --port $(PORT)
+	$(PY) -m scripts.run_demo --port $(PORT) $(if $(DEMO),--demo $(DEMO))
 
 ## Browser tests drive Debian's Chromium (never a downloaded browser) and inject axe-core from npm.
 browser-deps:

@@ -85,6 +85,9 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     # Clinic setup: the clinic's details, locations, practitioners, services.
     ("catalogue", "read"): _ADMIN,
     ("catalogue", "change"): _ADMIN,
+    # First run: the first admin's account. Public, but its view answers 404 as soon as the
+    # database holds a clinic or a staff user; the setup's later steps are ("catalogue", "change").
+    ("setup", "start"): PUBLIC,
 }
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -208,6 +211,13 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api.program_detail": ("program", "read"),
     "api.list_alerts": ("alert", "read"),
     "api.acknowledge_alert": ("alert", "change"),
+    # --- first run: the guided setup (docs/clinic-setup.md)
+    "first_run.account": ("setup", "start"),
+    "console.first_run": ("catalogue", "change"),
+    "console.first_run_clinic": ("catalogue", "change"),
+    "console.first_run_location": ("catalogue", "change"),
+    "console.first_run_practitioner": ("catalogue", "change"),
+    "console.first_run_service": ("catalogue", "change"),
     # --- the patient's program page (its link is its own key, like a manage link)
     **{
         f"web.{name}": ("public", "use")

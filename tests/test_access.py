@@ -398,6 +398,11 @@ def test_only_admins_set_up_the_clinic(console_app, admin, desk, physio):
     setup = sorted(endpoint for endpoint, rule in access.ENDPOINTS.items() if rule[0] == "catalogue")
     assert setup == [
         "console.clinic",
+        "console.first_run",
+        "console.first_run_clinic",
+        "console.first_run_location",
+        "console.first_run_practitioner",
+        "console.first_run_service",
         "console.location_edit",
         "console.location_new",
         "console.locations",

@@ -26,7 +26,10 @@ MESSAGES = {
     errors.LATE_CANCELLATION: (
         "Cancellations within %(hours)s hours of the visit are made by phone: please call %(phone)s."
     ),
-    errors.CLINIC_NOT_SET_UP: "The clinic is not set up yet: run `flask --app booking_service seed-demo`.",
+    errors.CLINIC_NOT_SET_UP: (
+        "The clinic is not set up yet: open /setup in a browser to set it up (a new database), "
+        "or run `flask --app booking_service seed-demo` for the demo clinic."
+    ),
     errors.SERVICE_NOT_FOUND: "There is no such service.",
     errors.LOCATION_NOT_FOUND: "There is no such location.",
     errors.PRACTITIONER_NOT_FOUND: "There is no such practitioner.",

@@ -212,14 +212,17 @@ def login():
             session[PENDING] = {"user_id": user.id, "email": user.email, "at": int(utcnow().timestamp())}
             return redirect(url_for("console.login_code", next=next_url or None))
         if user is not None:
-            return _sign_in(user, next_url)
+            return sign_in(user, next_url)
         log.info("staff login failed")
         g.login_failed = True
         error = LOGIN_FAILED
     return render_template("staff/login.html", email=email, error=error, next_url=next_url)
 
 
-def _sign_in(user: User, next_url: str):
+def sign_in(user: User, next_url: str):
+    """Start a console session for ``user`` (in its own unit of work) and go to ``next_url`` (a
+    console path; the day page otherwise): after a right password, a right code, or the first
+    admin's account made by the guided setup."""
     with _auth_unit_of_work() as db:
         key = staff_sessions.start(
             db, user.id, now=utcnow(), ip=request.remote_addr, user_agent=request.user_agent.string
@@ -248,7 +251,7 @@ def login_code():
             user = db.get(User, pending["user_id"])
             ok = user is not None and user.active and check_second_factor(db, user, code, now=utcnow())
         if ok:
-            return _sign_in(user, next_url)
+            return sign_in(user, next_url)
         log.info("staff login code failed")
         g.login_failed = True
         error = CODE_FAILED

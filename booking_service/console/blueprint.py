@@ -19,6 +19,7 @@ from booking_service.console import (
     appointments,
     auth,
     booking,
+    first_run,
     inbox,
     patients,
     programs,
@@ -50,7 +51,7 @@ from booking_service.console.patient_data import erase as erase_patient_data
 from booking_service.console.patient_data import export as export_patient_data
 from booking_service.context import db_session
 from booking_service.errors import DomainError
-from booking_service.extensions import limiter
+from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.messaging.queries import count_replies_needing_staff
 
 bp = Blueprint("console", __name__, url_prefix="/staff")
@@ -151,16 +152,33 @@ bp.add_url_rule("/users/<int:user_id>", "user", users.show)
 bp.add_url_rule("/users/<int:user_id>/change", "user_update", users.update, methods=["POST"])
 bp.add_url_rule("/users/<int:user_id>/password", "user_password", users.password, methods=["POST"])
 
+# --- first run: the guided setup (the account at /setup is public while the database is empty) ----
+bp.add_url_rule("/first-run", "first_run", first_run.overview)
+bp.add_url_rule("/first-run/clinic", "first_run_clinic", first_run.clinic, methods=["GET", "POST"])
+bp.add_url_rule("/first-run/location", "first_run_location", first_run.location, methods=["GET", "POST"])
+bp.add_url_rule("/first-run/practitioner", "first_run_practitioner", first_run.practitioner, methods=["GET", "POST"])
+bp.add_url_rule("/first-run/service", "first_run_service", first_run.service, methods=["GET", "POST"])
+
 bp.before_request(auth.require_login)
 bp.before_request(auth.check_access)
+
+# ``/setup`` lies outside ``/staff``: its own blueprint, dressed as the console (headers, helpers,
+# error pages, below). Its view answers 404 once the database holds a clinic or a staff user.
+first_run_bp = Blueprint("first_run", __name__)
+first_run_bp.add_url_rule(
+    "/setup", "account", limiter.limit(PUBLIC_WRITE_LIMIT, methods=["POST"])(first_run.account), methods=["GET", "POST"]
+)
+first_run_bp.before_request(auth.check_access)
 
 
 def register_console(app: Flask) -> None:
     auth.init_login(app)
     app.register_blueprint(bp)
+    app.register_blueprint(first_run_bp)
 
 
 @bp.after_request
+@first_run_bp.after_request
 def _headers(response):
     """Pages about patients: never cached or framed, no scripts at all, no Referer leaks."""
     headers = response.headers
@@ -180,6 +198,7 @@ def _headers(response):
 
 
 @bp.context_processor
+@first_run_bp.context_processor
 def _template_helpers():
     clinic = clinic_or_none()
     show_inbox = current_user.is_authenticated and current_user.may("inbox", "read")
@@ -226,6 +245,7 @@ def _error_page(status: int, title: str | None = None, message: str | None = Non
 
 
 @bp.errorhandler(CSRFError)
+@first_run_bp.errorhandler(CSRFError)
 def _csrf_failed(_error):
     return _error_page(400, "The form had expired", "Nothing was changed. Go back, reload the page and try again.")
 
@@ -236,6 +256,7 @@ def _domain_error(error: DomainError):
 
 
 @bp.errorhandler(429)
+@first_run_bp.errorhandler(429)
 def _too_many(error):
     # The sign-in limits carry their own sentence (which limit, how long); others the default.
     message = getattr(error, "description", None)
@@ -244,4 +265,5 @@ def _too_many(error):
 
 for _status in _ERRORS:
     if _status != 429:
-        bp.register_error_handler(_status, lambda error, _status=_status: _error_page(_status))
+        for _blueprint in (bp, first_run_bp):
+            _blueprint.register_error_handler(_status, lambda error, _status=_status: _error_page(_status))

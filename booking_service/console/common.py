@@ -159,7 +159,10 @@ STAFF_MESSAGES = {
     errors.PATIENT_OVERLAP: "The patient already has another appointment at that time.",
     errors.INVALID_TRANSITION: "This appointment can no longer be changed.",
     errors.LATE_CANCELLATION: "Inside the %(hours)s-hour window the clinic's policy asks patients to phone.",
-    errors.CLINIC_NOT_SET_UP: "The clinic is not set up yet: run `flask --app booking_service seed-demo`.",
+    errors.CLINIC_NOT_SET_UP: (
+        "The clinic is not set up yet: open /setup in a browser to set it up (a new database), "
+        "or run `flask --app booking_service seed-demo` for the demo clinic."
+    ),
     errors.SERVICE_NOT_FOUND: "That service is not offered any more. Choose another.",
     errors.LOCATION_NOT_FOUND: "That location is not open any more. Choose another.",
     errors.PRACTITIONER_NOT_FOUND: "That practitioner could not be found. Choose another.",

@@ -33,6 +33,7 @@ from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.scheduling.operations import find_by_token
 from booking_service.scheduling.tokens import manage_path, manage_token
+from booking_service.usecases import first_run
 from booking_service.usecases.booking import BookingRequest, book
 from booking_service.web import draft as drafts
 from booking_service.web import i18n
@@ -152,6 +153,11 @@ def _render_start(*, selected_service=None, selected_location=None, errors=None,
     session_ = db_session()
     services = active_services(session_)
     locations = active_locations(session_)
+    if current_clinic(required=False) is None or not services or not locations:
+        # Nothing to book yet: a database not set up (the guided setup is linked while it is open
+        # to anyone), or a clinic with no location or no service bookable online yet.
+        clinic_missing = current_clinic(required=False) is None
+        return page("pages/not_set_up.html", setup_open=clinic_missing and first_run.is_first_run(session_))
     if selected_location is None and len(locations) == 1:
         selected_location = locations[0].id
     if selected_service is None and len(services) == 1:

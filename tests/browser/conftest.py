@@ -1,7 +1,8 @@
 """Browser tests: the app in a real HTTP server thread, driven by Debian's Chromium.
 
 - The server is werkzeug's, on 127.0.0.1 and a free port, over a temporary SQLite database
-  migrated with Alembic and loaded with the demo clinic (real time: the demo books around now).
+  migrated with Alembic and loaded with the demo clinic (real time: the demo books around now);
+  ``empty_server`` is the same over an empty database (a first run).
 - Chromium is /usr/bin/chromium (``apt-get install chromium``); Playwright's own browser
   downloads are never used. A missing Chromium or axe-core FAILS the tests (CI treats skips as
   failures anyway): the message says how to install them.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -44,15 +46,10 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
-    folder = tmp_path_factory.mktemp("browser")
-    url = f"sqlite:///{folder / 'clinic.db'}"
-    migrate.upgrade(url)
+@contextlib.contextmanager
+def serve(url: str, folder: Path) -> Iterator[SimpleNamespace]:
+    """The app over the database at ``url``, in a werkzeug server thread on a free port."""
     database = Database(url)
-    with database.unit_of_work() as session:
-        seed(session, secret_key=SECRET, now=utcnow())
-
     # Bind first, so the app knows its own address (PUBLIC_BASE_URL goes into manage links).
     holder: dict = {}
     server = make_server(
@@ -71,11 +68,35 @@ def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     holder["app"] = app
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
-    yield SimpleNamespace(url=base, app=app, database=database, secret=SECRET)
-    server.shutdown()
-    thread.join(timeout=5)
-    app.extensions["database"].dispose()
-    database.dispose()
+    try:
+        yield SimpleNamespace(url=base, app=app, database=database, secret=SECRET)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        app.extensions["database"].dispose()
+        database.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
+    folder = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{folder / 'clinic.db'}"
+    migrate.upgrade(url)
+    seeding = Database(url)
+    with seeding.unit_of_work() as session:
+        seed(session, secret_key=SECRET, now=utcnow())
+    seeding.dispose()
+    with serve(url, folder) as server:
+        yield server
+
+
+@pytest.fixture
+def empty_server(tmp_path) -> Iterator[SimpleNamespace]:
+    """The app over a new, migrated, empty database: no clinic, no staff (a first run)."""
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    migrate.upgrade(url)
+    with serve(url, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
