@@ -59,6 +59,14 @@ MESSAGES = {
     errors.USER_EXISTS: "A staff user with email %(email)s already exists.",
     errors.USER_NOT_FOUND: "There is no staff user with email %(email)s.",
     errors.USER_DEACTIVATED: "The staff user %(email)s is deactivated.",
+    # Treatment-plan series.
+    errors.PLAN_CONFLICTS: (
+        "Some visits of the plan cannot be booked as asked, so nothing was booked. Choose a time from each "
+        "conflict's alternatives and send the plan again with every start in `starts`."
+    ),
+    errors.PLAN_NOT_FOUND: "There is no such treatment plan.",
+    errors.PLAN_INVALID: "The treatment plan needs fixing: see the fields.",
+    errors.PLAN_NOTHING_LEFT: "This plan has no upcoming visit left to cancel.",
 }
 
 FIELD_MESSAGES = {
@@ -135,6 +143,14 @@ FIELD_MESSAGES = {
     errors.EXERCISE_INSTRUCTIONS_MISSING: "Give the instructions.",
     errors.TEXT_TOO_LONG: "Shorten this text.",
     errors.MEDIA_URL_INVALID: "Use a web address starting with https://.",
+    # Treatment-plan series.
+    errors.PLAN_COUNT_INVALID: "Use a number of visits from %(low)s to %(high)s.",
+    errors.PLAN_EVERY_DAYS_INVALID: "Use a number of days between visits from %(low)s to %(high)s.",
+    errors.PLAN_WEEKDAYS_MISSING: "Give at least one day of the week.",
+    errors.PLAN_FIRST_START_MISSING: "Give first_start (the first visit), or every start in `starts`.",
+    errors.PLAN_STARTS_MISMATCH: "Give exactly count starts (%(count)s, not %(given)s), or leave count out.",
+    errors.PLAN_STARTS_OVERLAP: "Two of these starts overlap: one person cannot be in two visits at once.",
+    errors.PLAN_PATIENT_ERASED: "This patient's data was erased: book under a new patient record.",
 }
 
 

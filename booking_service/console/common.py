@@ -181,6 +181,11 @@ STAFF_MESSAGES = {
     errors.USER_EXISTS: "A user with email %(email)s already exists.",
     errors.USER_NOT_FOUND: "There is no staff user with email %(email)s.",
     errors.USER_DEACTIVATED: "The staff user %(email)s is deactivated.",
+    # Treatment-plan series.
+    errors.PLAN_CONFLICTS: "Some visits cannot be booked as asked, so nothing was booked: pick another time for each.",
+    errors.PLAN_NOT_FOUND: "There is no such treatment plan.",
+    errors.PLAN_INVALID: "The plan needs fixing: see the marked fields.",
+    errors.PLAN_NOTHING_LEFT: "This plan has no upcoming visit left to cancel.",
 }
 STAFF_FIELD_MESSAGES = {
     errors.FIRST_NAME_MISSING: "Enter the patient's first name.",
@@ -259,6 +264,14 @@ STAFF_FIELD_MESSAGES = {
     errors.EXERCISE_INSTRUCTIONS_MISSING: "Enter the instructions.",
     errors.TEXT_TOO_LONG: "This text is too long: shorten it.",
     errors.MEDIA_URL_INVALID: "The image or video link must be a web address starting with https://.",
+    # Treatment-plan series.
+    errors.PLAN_COUNT_INVALID: "Give a number of visits from %(low)s to %(high)s.",
+    errors.PLAN_EVERY_DAYS_INVALID: "Give a number of days between visits from %(low)s to %(high)s.",
+    errors.PLAN_WEEKDAYS_MISSING: "Tick at least one day of the week.",
+    errors.PLAN_FIRST_START_MISSING: "Enter the date and time of the first visit.",
+    errors.PLAN_STARTS_MISMATCH: "The plan has %(count)s visits but %(given)s times were given.",
+    errors.PLAN_STARTS_OVERLAP: "Two of the visits overlap: choose another time for one of them.",
+    errors.PLAN_PATIENT_ERASED: "This patient's data was erased: book under a new patient record.",
 }
 
 
