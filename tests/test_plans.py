@@ -32,7 +32,8 @@ from booking_service.staff.operations import create_api_token, create_user
 from booking_service.usecases.booking import BookingRequest, book, set_status
 from booking_service.usecases.plans import PlanRequest, book_plan
 from tests.conftest import NOW, SECRET, local
-from tests.console_fixtures import PASSWORD
+from tests.console_fixtures import PASSWORD, login
+from tests.console_fixtures import text as page_text
 from tests.support.environ import settings_from
 from tests.test_booking_concurrency import OVERLAPS
 
@@ -282,7 +283,7 @@ def test_the_conflict_resolved_by_explicit_starts_books_the_plan(api, clinic, to
     assert response.status_code == 201, response.get_json()
     booked = response.get_json()
     assert local_times(booked["appointments"])[2] == datetime.fromisoformat(picked).isoformat()
-    assert booked["every_days"] is None  # the starts were given one by one
+    assert booked["every_days"] == 7  # the pattern asked for, one visit moved off it
     assert count(database, TreatmentPlan) == 1
 
 
@@ -524,28 +525,28 @@ def test_occurrences_keep_the_wall_time_across_dst(options, expected):
 # --- what the API refuses ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("overrides", "field"),
-    [
-        ({"count": 0}, "count"),
-        ({"count": 53}, "count"),
-        ({"every_days": 0}, "every_days"),
-        ({"every_days": 91}, "every_days"),
-        ({"first_start": None}, "first_start"),
-        ({"count": None}, "count"),
-        ({"starts": []}, "starts"),
-        ({"starts": ["2026-11-24T10:00:00-05:00"] * 53, "count": None}, "starts"),
-        ({"starts": ["2026-11-24T10:00:00-05:00", "2026-12-01T10:00:00-05:00"]}, "count"),  # count 6 given
-        ({"starts": ["2026-11-24T10:00:00-05:00", "2026-11-24T10:15:00-05:00"], "count": None}, "starts.1"),
-        ({"first_start": "2026-11-24T10:00:00"}, "first_start"),
-        ({"frequency": "weekly"}, "frequency"),
-    ],
-)
-def test_bad_plans_are_a_422_naming_the_field_and_store_nothing(api, clinic, tokens, ana, database, overrides, field):
-    response = api.post("/api/v1/plans", json=body(clinic, ana, **overrides), headers=tokens["desk"])
+BAD_PLANS = [
+    ({"count": 0}, "count"),
+    ({"count": 53}, "count"),
+    ({"every_days": 0}, "every_days"),
+    ({"every_days": 91}, "every_days"),
+    ({"first_start": None}, "first_start"),
+    ({"count": None}, "count"),
+    ({"starts": []}, "starts"),
+    ({"starts": ["2026-11-24T10:00:00-05:00"] * 53, "count": None}, "starts"),
+    ({"starts": ["2026-11-24T10:00:00-05:00", "2026-12-01T10:00:00-05:00"]}, "count"),  # count 6 given
+    ({"starts": ["2026-11-24T10:00:00-05:00", "2026-11-24T10:15:00-05:00"], "count": None}, "starts.1"),
+    ({"first_start": "2026-11-24T10:00:00"}, "first_start"),
+    ({"frequency": "weekly"}, "frequency"),
+]
 
-    assert response.status_code == 422, response.get_json()
-    assert field in response.get_json()["error"]["fields"]
+
+def test_bad_plans_are_a_422_naming_the_field_and_store_nothing(api, clinic, tokens, ana, database):
+    for overrides, field in BAD_PLANS:
+        response = api.post("/api/v1/plans", json=body(clinic, ana, **overrides), headers=tokens["desk"])
+
+        assert response.status_code == 422, (overrides, response.get_json())
+        assert field in response.get_json()["error"]["fields"], (overrides, response.get_json())
     assert count(database, TreatmentPlan) == 0
 
 
@@ -588,4 +589,158 @@ def test_a_practitioner_books_plans_only_with_themselves_and_sees_only_their_own
     unknown = api.get("/api/v1/plans/999999", headers=tokens["daniel"])
     assert hidden.status_code == unknown.status_code == 404
     assert api.post(f"/api/v1/plans/{plan_id}/cancel", headers=tokens["daniel"]).status_code == 404
+    assert count(database, Appointment, Appointment.plan_id == plan_id, Appointment.status == "booked") == 6
+
+
+# --- the console: "Book a series" on the patient record ----------------------------------------------------
+
+
+def series_form(clinic, **overrides) -> dict:
+    """The series form as the desk fills it: six weekly follow-ups with Maya, Tuesdays at 10:00."""
+    return {
+        "service": str(clinic.follow_up_id),
+        "location": str(clinic.location_id),
+        "practitioner": str(clinic.practitioner_ids[0]),
+        "first_day": TUESDAYS[0],
+        "time": "10:00",
+        "repeat": "weekly",
+        "weekday": ["1"],
+        "count": "6",
+        "every_days": "7",
+        **overrides,
+    }
+
+
+def previewed_fields(html: str) -> dict:
+    """The hidden fields a preview page carries to "Book all": the series' signature and starts."""
+    fields = dict(re.findall(r'<input type="hidden" name="((?:start_\d+)|previewed)" value="([^"]*)"', html))
+    return {
+        name: value.replace("&amp;", "&").replace("&#39;", "'").replace("&#34;", '"') for name, value in fields.items()
+    }
+
+
+def alternatives_offered(html: str, index: int) -> list[str]:
+    return re.findall(rf'name="choice_{index}" value="([^"]+)"', html)
+
+
+def test_the_desk_books_a_series_from_the_patient_record_resolving_a_conflict(desk, clinic, ana, database):
+    book_other(database, clinic, local(TUESDAYS[2], "10:00"))
+    record = desk.get(f"/staff/patients/{ana}")
+    assert f'href="/staff/patients/{ana}/plans/new"' in page_text(record)
+    assert "Book a series" in page_text(desk.get(f"/staff/patients/{ana}/plans/new"))
+
+    preview = desk.post(f"/staff/patients/{ana}/plans/new", data={**series_form(clinic), "step": "preview"})
+
+    html = page_text(preview)
+    assert preview.status_code == 200
+    assert html.count(">OK</span>") == 5 and html.count(">Conflict</span>") == 1
+    assert "Taken: nobody is free then" in html
+    offered = alternatives_offered(html, 2)
+    assert 1 <= len(offered) <= 5
+    assert count(database, TreatmentPlan) == 0  # a preview books nothing
+
+    booked = desk.post(
+        f"/staff/patients/{ana}/plans/new",
+        data={**series_form(clinic), **previewed_fields(html), "choice_2": offered[0], "step": "book"},
+    )
+
+    assert booked.status_code == 302
+    plan_page = desk.get(booked.headers["Location"])
+    assert "0 done</strong>, <strong>6 left" in page_text(plan_page)
+    assert "Weekly on Tue" in page_text(plan_page)
+    with database.session() as s:
+        plan = s.scalars(select(TreatmentPlan)).one()
+        starts = [a.start_at for a in plan.appointments]
+        assert (plan.weekdays, plan.every_days, plan.source) == ([1], None, "staff")
+    picked = datetime.fromisoformat(offered[0].replace("Z", "+00:00"))
+    assert starts == sorted([local(d, "10:00") for i, d in enumerate(TUESDAYS) if i != 2] + [picked])
+    assert sorted(m.channel for m in plan_rows(database, "plan_confirmation")) == ["email", "sms"]
+    record = page_text(desk.get(f"/staff/patients/{ana}"))
+    assert "0 done, 6 left" in record and "Cancel the rest of this plan" in record
+
+
+def test_book_all_after_a_visit_was_taken_meanwhile_books_nothing_and_shows_the_conflict(desk, clinic, ana, database):
+    html = page_text(desk.post(f"/staff/patients/{ana}/plans/new", data={**series_form(clinic), "step": "preview"}))
+    assert ">Conflict</span>" not in html
+    book_other(database, clinic, local(TUESDAYS[3], "10:00"))  # another desk, between preview and "Book all"
+
+    response = desk.post(
+        f"/staff/patients/{ana}/plans/new", data={**series_form(clinic), **previewed_fields(html), "step": "book"}
+    )
+
+    assert response.status_code == 409
+    again = page_text(response)
+    assert "nothing was booked" in again and again.count(">Conflict</span>") == 1
+    assert alternatives_offered(again, 3)
+    assert count(database, TreatmentPlan) == 0
+    assert count(database, Appointment, Appointment.patient_id == ana) == 1
+
+
+def test_a_series_changed_after_its_preview_is_previewed_again_not_booked(desk, clinic, ana, database):
+    html = page_text(desk.post(f"/staff/patients/{ana}/plans/new", data={**series_form(clinic), "step": "preview"}))
+
+    response = desk.post(
+        f"/staff/patients/{ana}/plans/new",
+        data={**series_form(clinic, count="8"), **previewed_fields(html), "step": "book"},
+    )
+
+    assert response.status_code == 200
+    assert "The series changed since the preview" in page_text(response)
+    assert page_text(response).count(">OK</span>") == 8
+    assert count(database, TreatmentPlan) == 0
+
+
+BAD_SERIES = [
+    ({"count": "0"}, "Give a number of visits from 1 to 52."),
+    ({"weekday": []}, "Tick at least one day of the week."),
+    ({"repeat": "every", "every_days": "120"}, "Give a number of days between visits from 1 to 90."),
+    ({"time": "25:00"}, "Give a time as HH:MM."),
+]
+
+
+def test_a_bad_series_is_shown_again_with_the_field_to_fix(desk, clinic, ana, database):
+    for overrides, words in BAD_SERIES:
+        response = desk.post(
+            f"/staff/patients/{ana}/plans/new", data={**series_form(clinic, **overrides), "step": "preview"}
+        )
+        assert response.status_code == 422, overrides
+        assert words in page_text(response), overrides
+    assert count(database, TreatmentPlan) == 0
+
+
+def test_every_n_days_in_the_console(desk, clinic, ana):
+    form = series_form(clinic, repeat="every", every_days="3", count="4", first_day="2026-11-24")
+    html = page_text(desk.post(f"/staff/patients/{ana}/plans/new", data={**form, "step": "preview"}))
+    for day in ("Tue 24 Nov 2026, 10:00", "Fri 27 Nov 2026, 10:00", "Mon 30 Nov 2026, 10:00", "Thu 3 Dec 2026, 10:00"):
+        assert day in html
+
+
+def test_cancelling_the_rest_from_the_patient_record(desk, clinic, ana, database):
+    with database.unit_of_work() as s:
+        plan_id = book_plan(s, request_for(clinic, ana), secret_key=SECRET, now=NOW).plan.id
+
+    response = desk.post(f"/staff/plans/{plan_id}/cancel", data={"back": "patient"})
+
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/staff/patients/{ana}")
+    record = page_text(desk.get(response.headers["Location"]))
+    assert "Cancelled the rest of the plan: 6 visits." in record
+    assert "0 done, 0 left" in record and "(rest cancelled)" in record
+    assert count(database, Appointment, Appointment.plan_id == plan_id, Appointment.status == "cancelled") == 6
+    assert sorted(m.channel for m in plan_rows(database, "plan_cancellation")) == ["email", "sms"]
+
+
+def test_a_practitioner_books_series_only_with_themselves_and_sees_only_their_plans(
+    physio, console_app, clinic, ana, daniel_login, database
+):
+    form = page_text(physio.get(f"/staff/patients/{ana}/plans/new"))
+    assert "Anyone free" not in form and "Daniel Okafor" not in form
+    with database.unit_of_work() as s:
+        plan_id = book_plan(s, request_for(clinic, ana), secret_key=SECRET, now=NOW).plan.id
+    assert physio.get(f"/staff/plans/{plan_id}").status_code == 200
+
+    daniel = console_app.test_client()
+    assert login(daniel, "daniel@example.com").status_code == 302
+    assert daniel.get(f"/staff/plans/{plan_id}").status_code == 404
+    assert daniel.get(f"/staff/patients/{ana}/plans/new").status_code == 404
+    assert daniel.post(f"/staff/plans/{plan_id}/cancel").status_code == 404
     assert count(database, Appointment, Appointment.plan_id == plan_id, Appointment.status == "booked") == 6

@@ -435,8 +435,8 @@ def _insert(
             location_id=checked.location.id,
             practitioner_id=request.practitioner_id,
             count=len(checked.visits),
-            every_days=None if request.starts is not None or request.weekdays else (request.every_days or 7),
-            weekdays=sorted(set(request.weekdays)) if request.starts is None and request.weekdays else None,
+            every_days=_every_days(request),
+            weekdays=sorted(set(request.weekdays)) if request.weekdays else None,
             source=request.source,
             created_by_user_id=request.user_id,
             created_at=now,
@@ -466,6 +466,15 @@ def _insert(
             booked.append(appointment)
             manage_tokens[appointment.id] = token
     return BookedPlan(plan=plan, appointments=booked, manage_tokens=manage_tokens)
+
+
+def _every_days(request: PlanRequest) -> int | None:
+    """The pattern asked for, kept also when the starts were given (some moved off it)."""
+    if request.weekdays:
+        return None
+    if request.starts is None:
+        return request.every_days or 7
+    return request.every_days
 
 
 # --------------------------------------------------------------------------- reading and ending
