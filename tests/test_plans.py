@@ -744,3 +744,21 @@ def test_a_practitioner_books_series_only_with_themselves_and_sees_only_their_pl
     assert daniel.get(f"/staff/patients/{ana}/plans/new").status_code == 404
     assert daniel.post(f"/staff/plans/{plan_id}/cancel").status_code == 404
     assert count(database, Appointment, Appointment.plan_id == plan_id, Appointment.status == "booked") == 6
+
+
+# --- a patient's data -----------------------------------------------------------------------------------------
+
+
+def test_a_patients_plans_are_in_their_data_export_and_move_when_records_merge(database, clinic, ana):
+    from booking_service.patients.merge import merge_patients
+    from booking_service.usecases.export import export_patient
+
+    [duplicate] = make_patients(database, 1)
+    with database.unit_of_work() as s:
+        plan = book_plan(s, request_for(clinic, duplicate), secret_key=SECRET, now=NOW).plan
+        plan_id, visits = plan.id, [a.id for a in plan.appointments]
+    with database.unit_of_work() as s:
+        merge_patients(s, keep_id=ana, merge_id=duplicate, now=NOW)
+    with database.unit_of_work() as s:
+        exported = export_patient(s, ana, now=NOW)["treatment_plans"]
+    assert [(p["id"], p["count"], p["every_days"], p["appointment_ids"]) for p in exported] == [(plan_id, 6, 7, visits)]
