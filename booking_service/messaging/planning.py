@@ -17,11 +17,11 @@ Who gets what (the rules; docs/messaging.md explains them for clinic staff):
   it is already due, would arrive less than an hour before the start, or would follow a notice
   sent now on the same channel by less than six hours.
 * A staff booking gets no confirmation (the patient is on the phone or at the desk), but
-  reminders as usual.
+  reminders as usual. A reschedule or cancellation is notified whoever made it: a patient whose
+  visit staff moved must hear of it.
 * A treatment plan (a series of visits booked by staff) gets ONE confirmation listing every
   visit, so the patient has the dates in writing, and each visit its reminders as usual;
-  cancelling the rest of a plan sends ONE notice listing the cancelled dates. A reschedule or cancellation is notified whoever made it: a patient whose
-  visit staff moved must hear of it.
+  cancelling the rest of a plan sends ONE notice listing the cancelled dates.
 * **Follow-up** (``clinic.follow_up_prompt``): a completed visit with no later booking gets one
   "book your next visit" message the next local day at 10:00, by SMS (with consent) or else
   e-mail (with consent).
