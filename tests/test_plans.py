@@ -189,6 +189,8 @@ def test_six_weekly_follow_ups_are_booked_together_at_the_same_local_time(api, c
     )
     again = api.get(f"/api/v1/plans/{plan['id']}", headers=tokens["desk"]).get_json()
     assert [a["id"] for a in again["appointments"]] == [a["id"] for a in plan["appointments"]]
+    one = api.get(f"/api/v1/appointments/{plan['appointments'][3]['id']}", headers=tokens["desk"]).get_json()
+    assert one["plan_id"] == plan["id"]
     assert count(database, Appointment, Appointment.plan_id == plan["id"]) == 6
 
 

@@ -452,6 +452,9 @@ class StaffAppointmentSchema(Schema):
     cancel_reason = fields.String(allow_none=True)
     late_cancellation = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
+    plan_id = fields.Integer(
+        allow_none=True, metadata={"description": "The treatment plan it was booked in (/api/v1/plans/<id>), or null."}
+    )
 
 
 class StaffAppointmentDetailSchema(StaffAppointmentSchema):

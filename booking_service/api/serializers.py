@@ -190,6 +190,7 @@ def staff_appointment(a: Appointment) -> dict:
         "cancel_reason": a.cancel_reason,
         "late_cancellation": bool(a.late_cancellation),
         "created_at": _local(a.created_at, zone),
+        "plan_id": a.plan_id,
     }
 
 
