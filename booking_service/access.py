@@ -5,7 +5,8 @@ Two tables, both data:
 - ``POLICY``: (resource, action) -> {role: scope}. A role missing from a row may not do it at
   all (403). ``ALL``: every such resource; ``OWN``: only the user's own (a practitioner's own
   appointments through ``Practitioner.user_id``, their own patients, meaning patients with an
-  appointment with them, and later their programs; a staff user's own API tokens; their own
+  appointment with them, their programs, and treatment plans booked with them or holding a
+  visit with them; a staff user's own API tokens; their own
   account). Anonymous callers hold no role: only ``PUBLIC`` rows are open to them.
 - ``ENDPOINTS``: Flask endpoint -> (resource, action): what each route is. An endpoint missing
   here is refused (403) by the console and the staff API, and fails the role-matrix test
@@ -26,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from booking_service.errors import DomainError, NotFound
 from booking_service.exercises.models import Alert, Program
-from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.models import Appointment, TreatmentPlan
+from booking_service.scheduling.plans import plan_belongs_to
 from booking_service.scheduling.queries import is_patient_of
 from booking_service.staff.models import ApiToken
 
@@ -218,6 +220,13 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "console.first_run_location": ("catalogue", "change"),
     "console.first_run_practitioner": ("catalogue", "change"),
     "console.first_run_service": ("catalogue", "change"),
+    # --- treatment plans (a series of visits): booked, read and ended like appointments
+    "api.create_plan": ("appointment", "book"),
+    "api.plan_detail": ("appointment", "read"),
+    "api.cancel_plan": ("appointment", "change"),
+    "console.plan_new": ("appointment", "book"),
+    "console.plan": ("appointment", "read"),
+    "console.plan_cancel": ("appointment", "change"),
     # --- the patient's program page (its link is its own key, like a manage link)
     **{
         f"web.{name}": ("public", "use")
@@ -303,6 +312,11 @@ def _own_alert(session: Session, actor: Actor, alert_id: int) -> bool:
     return alert is None or alert.practitioner_id == mine or is_patient_of(session, alert.patient_id, mine)
 
 
+def _own_plan(session: Session, actor: Actor, plan_id: int) -> bool:
+    plan = session.get(TreatmentPlan, plan_id)
+    return plan is None or plan_belongs_to(session, plan_id, actor.practitioner_id or NOBODY)
+
+
 def _own_token(session: Session, actor: Actor, token_id: int) -> bool:
     token = session.get(ApiToken, token_id)
     return token is None or token.user_id == actor.user_id
@@ -316,6 +330,7 @@ _OWNERSHIP: dict[str, Callable[[Session, Actor, int], bool]] = {
     "token_id": _own_token,
     "program_id": _own_program,
     "alert_id": _own_alert,
+    "plan_id": _own_plan,
 }
 
 

@@ -115,6 +115,11 @@ LOCATION_INVALID = "location_invalid"
 PRACTITIONER_INVALID = "practitioner_invalid"
 SERVICE_INVALID = "service_invalid"
 IMPACT_NOT_CONFIRMED = "impact_not_confirmed"  # code conflict; params: count
+# Treatment-plan series (staff only).
+PLAN_CONFLICTS = "plan_conflicts"  # code plan_conflicts; extra: conflicts (index, start, reason, alternatives)
+PLAN_NOT_FOUND = "plan_not_found"
+PLAN_INVALID = "plan_invalid"  # code invalid; the fields say what to fix
+PLAN_NOTHING_LEFT = "plan_nothing_left"  # code invalid_transition: no future visit left to cancel
 
 # --- field codes: what is wrong with one field (values of ``fields``) ------------------------------
 # A patient's details (``patients.operations.clean_details``).
@@ -210,6 +215,14 @@ PHOTO_URL_INVALID = "photo_url_invalid"
 STAFF_LOGIN_INVALID = "staff_login_invalid"
 STAFF_LOGIN_TAKEN = "staff_login_taken"  # params: practitioner
 TOO_LONG = "too_long"  # params: limit
+# Field codes of treatment-plan series (``scheduling.plans``; staff only).
+PLAN_COUNT_INVALID = "plan_count_invalid"  # params: low, high
+PLAN_EVERY_DAYS_INVALID = "plan_every_days_invalid"  # params: low, high
+PLAN_WEEKDAYS_MISSING = "plan_weekdays_missing"
+PLAN_FIRST_START_MISSING = "plan_first_start_missing"
+PLAN_STARTS_MISMATCH = "plan_starts_mismatch"  # params: count, given
+PLAN_STARTS_OVERLAP = "plan_starts_overlap"
+PLAN_PATIENT_ERASED = "plan_patient_erased"
 
 
 def _constants(first: str, last: str) -> frozenset[str]:
@@ -218,11 +231,15 @@ def _constants(first: str, last: str) -> frozenset[str]:
     return frozenset(globals()[name] for name in chosen if name.isupper())
 
 
-REASONS = _constants("NOT_FOUND", "USER_DEACTIVATED")
+REASONS = _constants("NOT_FOUND", "USER_DEACTIVATED") | _constants("PLAN_CONFLICTS", "PLAN_NOTHING_LEFT")
 FIELD_CODES = _constants("FIRST_NAME_MISSING", "PASSWORD_LENGTH")
 # Rules only staff meet (the API and the console word them; the patient pages never show them).
 STAFF_REASONS = _constants("CLINIC_INVALID", "IMPACT_NOT_CONFIRMED")
-STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS") | _constants("VALUE_MISSING", "TOO_LONG")
+STAFF_FIELD_CODES = (
+    _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS")
+    | _constants("VALUE_MISSING", "TOO_LONG")
+    | _constants("PLAN_COUNT_INVALID", "PLAN_PATIENT_ERASED")
+)
 
 
 class NotFound(DomainError):
@@ -275,6 +292,17 @@ class LateCancellationBlocked(DomainError):
 class Conflict(DomainError):
     status = 409
     code = "conflict"
+
+
+class PlanConflicts(DomainError):
+    """Some visits of a treatment plan cannot be booked as asked; nothing was stored.
+
+    ``extra["conflicts"]``: one :class:`booking_service.scheduling.plans.Conflict` per visit in
+    the way (its index in the plan, the start asked for, why, and the nearest free alternatives).
+    """
+
+    status = 409
+    code = "plan_conflicts"
 
 
 class _Values(dict):

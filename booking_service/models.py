@@ -24,6 +24,6 @@ from booking_service.exercises.models import (  # noqa: F401
 from booking_service.messaging.models import InboundMessage  # noqa: F401
 from booking_service.outbox.models import OutboxMessage, ProviderStatusEvent  # noqa: F401
 from booking_service.patients.models import BookingDraft, ConsentEvent, Patient, SmsOptOut  # noqa: F401
-from booking_service.scheduling.models import Appointment  # noqa: F401
+from booking_service.scheduling.models import Appointment, TreatmentPlan  # noqa: F401
 from booking_service.staff.models import ApiToken, User  # noqa: F401
 from booking_service.waitlist.models import WaitlistEntry  # noqa: F401

@@ -24,6 +24,7 @@ from booking_service.scheduling.models import Appointment
 from booking_service.staff.models import ApiToken, User
 from booking_service.staff.operations import create_api_token, create_user
 from booking_service.usecases.booking import BookingRequest, book
+from booking_service.usecases.plans import PlanRequest, book_plan
 from tests.conftest import NOW, SECRET, local
 from tests.console_fixtures import PASSWORD, TUESDAY_10, _create_app, flashed, login, text
 
@@ -128,9 +129,23 @@ def world(console_app, database, clinic, users, daniel, tokens, booked):
         )
         s.add(alert)
         s.flush()
+        plan = book_plan(
+            s,
+            PlanRequest(
+                patient_id=a_patient,
+                service_id=clinic.follow_up_id,
+                location_id=clinic.location_id,
+                practitioner_id=clinic.practitioner_ids[0],
+                first_start=local("2026-12-01", "10:00"),
+                count=3,
+            ),
+            secret_key=SECRET,
+            now=NOW,
+        ).plan
         values = {
             "program_id": program.id,
             "alert_id": alert.id,
+            "plan_id": plan.id,
             "exercise_id": exercise.id,
             "item_id": program.current.items[0].id,
             "appointment_id": a_appointment,
@@ -160,6 +175,7 @@ OWNED_BY = {
     "token_id": "practitioner_a",
     "program_id": "practitioner_a",
     "alert_id": "practitioner_a",
+    "plan_id": "practitioner_a",
 }
 
 

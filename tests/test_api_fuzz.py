@@ -49,6 +49,9 @@ OPERATIONS = [
     ("GET", "/api/v1/programs/{program_id}"),
     ("GET", "/api/v1/alerts"),
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"),
+    ("POST", "/api/v1/plans"),
+    ("GET", "/api/v1/plans/{plan_id}"),
+    ("POST", "/api/v1/plans/{plan_id}/cancel"),
 ]
 # A schema-valid request may still be refused with a 422 for reasons JSON Schema cannot say
 # (an end before the start, a phone that is not a number, a start that is not a free slot).
@@ -94,9 +97,21 @@ def world(app, database, make_clinic) -> SimpleNamespace:
     patient_id = client.get(
         f"/api/v1/appointments/{booked['id']}", headers={"Authorization": f"Bearer {staff_token}"}
     ).get_json()["patient_id"]
+    plan = client.post(
+        "/api/v1/plans",
+        json={
+            "patient_id": patient_id,
+            "service_id": clinic.follow_up_id,
+            "location_id": clinic.location_id,
+            "first_start": slots[-1]["start"],
+            "count": 3,
+        },
+        headers={"Authorization": f"Bearer {staff_token}"},
+    ).get_json()
     return SimpleNamespace(
         clinic=clinic,
         staff_token=staff_token,
+        plan_id=plan["id"],
         appointment_id=booked["id"],
         manage_token=booked["manage_url"].rsplit("/", 1)[1],
         patient_id=patient_id,
@@ -152,6 +167,25 @@ def _booking_bodies(world) -> st.SearchStrategy[dict]:
     )
 
 
+def _plan_bodies(world) -> st.SearchStrategy[dict]:
+    clinic = world.clinic
+    start = st.sampled_from(world.starts)
+    return st.fixed_dictionaries(
+        {
+            "patient_id": st.just(world.patient_id),
+            "service_id": st.sampled_from([clinic.initial_id, clinic.follow_up_id]),
+            "location_id": st.just(clinic.location_id),
+        },
+        optional={
+            "practitioner_id": st.sampled_from([None, *clinic.practitioner_ids]),
+            "first_start": start,
+            "count": st.integers(min_value=1, max_value=52),
+            "every_days": st.integers(min_value=1, max_value=90),
+            "starts": st.lists(start, min_size=1, max_size=8),
+        },
+    )
+
+
 def _with_real_data(operation, world, headers) -> st.SearchStrategy:
     """Valid requests about things that exist, so the domain code runs, not only validation."""
     clinic = world.clinic
@@ -188,6 +222,12 @@ def _with_real_data(operation, world, headers) -> st.SearchStrategy:
         return operation.as_strategy(
             positive, headers=headers, path_parameters={"appointment_id": world.appointment_id}
         )
+    if (method, path) == ("POST", "/api/v1/plans"):
+        return _plan_bodies(world).map(
+            lambda body: operation.Case(body=body, headers=headers, media_type="application/json")
+        )
+    if path.startswith("/api/v1/plans/"):
+        return operation.as_strategy(positive, headers=headers, path_parameters={"plan_id": world.plan_id})
     if path in ("/api/v1/patients/{patient_id}", "/api/v1/patients/{patient_id}/programs"):
         return operation.as_strategy(positive, headers=headers, path_parameters={"patient_id": world.patient_id})
     return operation.as_strategy(positive, headers=headers)

@@ -79,6 +79,9 @@ APPOINTMENT_TEMPLATES = {
     "reply_confirmed",
     "reply_reschedule",
 }
+# A treatment plan's one confirmation and one cancellation notice: about a series of visits.
+PLAN_TEMPLATES = {"plan_confirmation": "confirmation", "plan_cancellation": "cancellation"}
+PLAN_VISITS = 6
 CONFIRMABLE = {"confirmation", "reminder", "reschedule"}
 CONFIRM_STOP = {"en": "Reply C to confirm, STOP to opt out", "fr": "C pour confirmer, STOP pour vous désabonner"}
 STOP_ONLY = {"en": "Reply STOP to opt out", "fr": "STOP pour vous désabonner"}
@@ -152,7 +155,9 @@ def scene(
         service=service,
         start_at=start,
         end_at=start + timedelta(minutes=service.duration_minutes),
-        status={"cancellation": "cancelled", "follow_up": "completed"}.get(name, "booked"),
+        status={"cancellation": "cancelled", "plan_cancellation": "cancelled", "follow_up": "completed"}.get(
+            name, "booked"
+        ),
         language=lang,
         manage_nonce="5f2b7c0e9a1d4e3f8b6a2c4d1e0f9a8b",
         ics_sequence=2 if name == "reschedule" else 0,
@@ -161,9 +166,15 @@ def scene(
         triage="urgent",
         staff_notes="Query L5 disc herniation",
     )
-    kind = "reply" if name.startswith("reply_") else name
-    about = appointment if name in APPOINTMENT_TEMPLATES else None
+    kind = "reply" if name.startswith("reply_") else PLAN_TEMPLATES.get(name, name)
+    about = appointment if name in APPOINTMENT_TEMPLATES or name in PLAN_TEMPLATES else None
     data = dict(payload or {})
+    if name in PLAN_TEMPLATES:  # six weekly visits from ``start``, all with Maya Chen
+        visits = [
+            {"id": 42 + i, "start": (start + timedelta(days=7 * i)).isoformat(), "with": "Maya Chen"}
+            for i in range(PLAN_VISITS)
+        ]
+        data.setdefault("visits", visits)
     if name == "reschedule":
         data.setdefault("old_start", (start - timedelta(days=1)).isoformat())
     if name in ("waitlist_offer", "nudge", "alert"):
@@ -291,6 +302,9 @@ def test_every_sms_fits_one_gsm7_segment_and_says_what_it_must(name, lang, longe
     if name in APPOINTMENT_TEMPLATES - {"follow_up"}:
         tz = ZoneInfo("America/Toronto")
         assert format_when(start, tz, lang, short=True) in body
+    if name in PLAN_TEMPLATES:
+        weekly = [start + timedelta(days=7 * i) for i in range(PLAN_VISITS)]
+        assert rendering.compact_dates(weekly, ZoneInfo("America/Toronto"), lang) in body
     if name in CONFIRMABLE:
         token = tokens.manage_token(SETTINGS.SECRET_KEY, "5f2b7c0e9a1d4e3f8b6a2c4d1e0f9a8b")
         assert f"{BASE_URL}/m/{token} " in body

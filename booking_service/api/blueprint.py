@@ -3,9 +3,9 @@
 Built with flask-smorest: one set of marshmallow schemas (``schemas.py``) both validates every
 request (through webargs) and generates the OpenAPI 3 document served at
 ``/api/v1/openapi.json``, so the document is what the server enforces. Views live in
-``public.py`` (catalogue and booking), ``manage.py`` (the patient's manage link) and
-``staff.py`` (Bearer token); each parses, checks access, calls one operation, commits and
-serializes (``serializers.py``).
+``public.py`` (catalogue and booking), ``manage.py`` (the patient's manage link),
+``staff.py``, ``programs.py``, ``alerts.py`` and ``plans.py`` (Bearer token); each parses,
+checks access, calls one operation, commits and serializes (``serializers.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ TAGS = [
     {"name": "Manage", "description": "The patient's own booking, through the link in every message."},
     {"name": "Staff", "description": "Front desk and practitioners: a staff Bearer token is required."},
     {"name": "Programs", "description": "Home exercise programs: the library, assigning, progress (staff token)."},
+    {"name": "Plans", "description": "Treatment plans: a series of visits booked all or nothing (staff token)."},
 ]
 
 
@@ -96,7 +97,7 @@ class JsonApi(Api):
 
 
 def register_api(app: Flask) -> None:
-    from booking_service.api import alerts, manage, programs, public, staff  # noqa: F401  (their routes join bp)
+    from booking_service.api import alerts, manage, plans, programs, public, staff  # noqa: F401  (their routes join bp)
     from booking_service.api.auth import SECURITY_SCHEME, SECURITY_SCHEME_SPEC
     from booking_service.extensions import csrf
 

@@ -4,7 +4,8 @@ Three routes lead here:
 
 - :class:`~booking_service.errors.DomainError` raised by an operation carries its own status, code,
   reason and field codes, worded here by ``api/messages.py`` (plus ``alternatives`` for slot
-  errors, ``phone`` for late cancellations, added to the body as they are);
+  errors, ``conflicts`` for a treatment plan's visits in the way, ``phone`` for late
+  cancellations, added to the body as they are);
 - werkzeug's ``HTTPException`` (``abort``, webargs validation, Flask-Limiter's 429, routing);
 - routing failures under ``/api/v1`` (unknown address, wrong method), answered by a
   ``before_request`` hook, since no blueprint owns an unmatched URL and the HTML pages keep
@@ -27,8 +28,8 @@ from flask import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from booking_service.api.messages import error_message, field_messages
-from booking_service.api.schemas import SlotSchema
-from booking_service.api.serializers import slot
+from booking_service.api.schemas import PlanConflictSchema, SlotSchema
+from booking_service.api.serializers import plan_conflict, slot
 from booking_service.clinic.models import Location
 from booking_service.context import db_session
 from booking_service.errors import DomainError, ValidationFailed
@@ -177,6 +178,9 @@ def handle_domain_error(exc: DomainError) -> Response:
         if key == "alternatives":
             zone = _render_zone()
             extra[key] = SlotSchema(many=True).dump([slot(s, zone) for s in value])
+        elif key == "conflicts":  # a treatment plan's visits in the way
+            zone = _render_zone()
+            extra[key] = PlanConflictSchema(many=True).dump([plan_conflict(v, zone) for v in value])
         elif isinstance(value, str | int | float | bool) or value is None:
             extra[key] = value
     headers = {"WWW-Authenticate": 'Bearer realm="staff"'} if exc.status == 401 else None

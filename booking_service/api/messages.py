@@ -70,6 +70,14 @@ MESSAGES = {
     errors.IMPACT_NOT_CONFIRMED: (
         "This change leaves %(count)s future appointments to move: confirm it to save, then move them."
     ),
+    # Treatment-plan series.
+    errors.PLAN_CONFLICTS: (
+        "Some visits of the plan cannot be booked as asked, so nothing was booked. Choose a time from each "
+        "conflict's alternatives and send the plan again with every start in `starts`."
+    ),
+    errors.PLAN_NOT_FOUND: "There is no such treatment plan.",
+    errors.PLAN_INVALID: "The treatment plan needs fixing: see the fields.",
+    errors.PLAN_NOTHING_LEFT: "This plan has no upcoming visit left to cancel.",
 }
 
 FIELD_MESSAGES = {
@@ -160,6 +168,14 @@ FIELD_MESSAGES = {
     errors.STAFF_LOGIN_INVALID: "Use the id of an active staff user with the practitioner role, or leave it out.",
     errors.STAFF_LOGIN_TAKEN: "This staff login is already %(practitioner)s's: use another or leave it out.",
     errors.TOO_LONG: "Shorten this to %(limit)s characters at most.",
+    # Treatment-plan series.
+    errors.PLAN_COUNT_INVALID: "Use a number of visits from %(low)s to %(high)s.",
+    errors.PLAN_EVERY_DAYS_INVALID: "Use a number of days between visits from %(low)s to %(high)s.",
+    errors.PLAN_WEEKDAYS_MISSING: "Give at least one day of the week.",
+    errors.PLAN_FIRST_START_MISSING: "Give first_start (the first visit), or every start in `starts`.",
+    errors.PLAN_STARTS_MISMATCH: "Give exactly count starts (%(count)s, not %(given)s), or leave count out.",
+    errors.PLAN_STARTS_OVERLAP: "Two of these starts overlap: one person cannot be in two visits at once.",
+    errors.PLAN_PATIENT_ERASED: "This patient's data was erased: book under a new patient record.",
 }
 
 

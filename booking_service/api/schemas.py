@@ -22,7 +22,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from booking_service.clinic.models import SERVICE_KINDS
 from booking_service.outbox.models import CHANNELS, KINDS
 from booking_service.outbox.models import STATUSES as MESSAGE_STATUSES
-from booking_service.scheduling.models import RED_FLAGS, STATUSES
+from booking_service.scheduling.models import PLAN_MAX_EVERY_DAYS, PLAN_MAX_VISITS, RED_FLAGS, STATUSES
 from booking_service.scheduling.slots import MAX_RANGE_DAYS
 
 MAX_ID = 2**31 - 1
@@ -127,6 +127,31 @@ class SlotSchema(Schema):
     practitioner_id = fields.Integer(required=True)
 
 
+class PlanConflictSchema(Schema):
+    """One visit of a treatment plan that cannot be booked as asked."""
+
+    index = fields.Integer(
+        required=True, metadata={"description": "The visit's position in the plan as asked (0: the first)."}
+    )
+    start = fields.DateTime(required=True, metadata={"description": "The start asked for, in the location's zone."})
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(("slot_taken", "slot_unavailable", "patient_overlap")),
+        metadata={
+            "description": "slot_taken: nobody free then; slot_unavailable: not a bookable time (closed, off "
+            "the grid, past, too far ahead); patient_overlap: the patient has another visit then."
+        },
+    )
+    alternatives = fields.List(
+        fields.Nested(SlotSchema),
+        required=True,
+        metadata={
+            "description": "Up to five free starts: the plan's practitioner first, then the same day and the "
+            "days after it, nearest first. Empty when none is near."
+        },
+    )
+
+
 class ErrorBodySchema(Schema):
     code = fields.String(
         required=True,
@@ -134,7 +159,8 @@ class ErrorBodySchema(Schema):
             "description": "Stable machine-readable code: bad_request, malformed_json, "
             "unsupported_content_type, unauthorized, not_found, method_not_allowed, "
             "payload_too_large, slot_taken, patient_overlap, invalid_transition, "
-            "late_cancellation, conflict, invalid, slot_unavailable, rate_limited, internal_error."
+            "late_cancellation, conflict, invalid, slot_unavailable, rate_limited, internal_error, "
+            "plan_conflicts."
         },
     )
     message = fields.String(required=True, metadata={"description": "A sentence for people."})
@@ -153,6 +179,10 @@ class ErrorBodySchema(Schema):
         metadata={"description": "slot_taken and slot_unavailable: free starts near the one asked for."},
     )
     phone = fields.String(metadata={"description": "late_cancellation: the clinic's phone number."})
+    conflicts = fields.List(
+        fields.Nested(PlanConflictSchema),
+        metadata={"description": "plan_conflicts: every visit of the plan in the way, with its alternatives."},
+    )
 
 
 class ErrorSchema(Schema):
@@ -422,6 +452,9 @@ class StaffAppointmentSchema(Schema):
     cancel_reason = fields.String(allow_none=True)
     late_cancellation = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
+    plan_id = fields.Integer(
+        allow_none=True, metadata={"description": "The treatment plan it was booked in (/api/v1/plans/<id>), or null."}
+    )
 
 
 class StaffAppointmentDetailSchema(StaffAppointmentSchema):
@@ -639,3 +672,95 @@ class ProgramDetailSchema(ProgramSchema):
     )
     logs = fields.List(fields.Nested(ProgramLogSchema), required=True, metadata={"description": "Oldest first."})
     adherence = fields.Nested(AdherenceSchema, required=True)
+
+
+# --- treatment plans (a series of visits) ------------------------------------------------------
+
+PLAN_STATUSES = ("active", "finished", "cancelled")
+
+
+class PlanInSchema(Schema):
+    patient_id = Id(required=True, metadata={"description": "An existing patient (see /api/v1/patients)."})
+    service_id = Id(required=True)
+    location_id = Id(required=True)
+    practitioner_id = Id(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "Null or absent: any practitioner, one free per visit (the same one wherever they "
+            "can). A practitioner's token: their own id."
+        },
+    )
+    first_start = Instant(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "The first visit; the others follow at the same local time. Needed without starts."},
+    )
+    count = fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(
+            min=1, max=PLAN_MAX_VISITS, error=f"Use a number of visits from 1 to {PLAN_MAX_VISITS}."
+        ),
+        error_messages={"invalid": "Use a whole number."},
+        metadata={"description": f"How many visits (1-{PLAN_MAX_VISITS}). Needed without starts."},
+    )
+    every_days = fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(
+            min=1, max=PLAN_MAX_EVERY_DAYS, error=f"Use a number of days from 1 to {PLAN_MAX_EVERY_DAYS}."
+        ),
+        error_messages={"invalid": "Use a whole number."},
+        metadata={"description": f"Days between two visits (1-{PLAN_MAX_EVERY_DAYS}); default 7, weekly."},
+    )
+    starts = fields.List(
+        Instant(),
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(min=1, max=PLAN_MAX_VISITS, error=f"Give 1 to {PLAN_MAX_VISITS} starts."),
+        metadata={
+            "description": "Every visit's start, overriding the computed ones (for instance with a conflict's "
+            "alternative picked); count, if given, must match."
+        },
+    )
+
+    @validates_schema
+    def _either(self, data, **_kwargs):
+        if data.get("starts") is None:
+            if data.get("first_start") is None:
+                raise ValidationError("Give first_start (the first visit), or every start in starts.", "first_start")
+            if data.get("count") is None:
+                raise ValidationError(f"Give count, a number of visits from 1 to {PLAN_MAX_VISITS}.", "count")
+        elif data.get("count") is not None and data["count"] != len(data["starts"]):
+            raise ValidationError(f"Give exactly {data['count']} starts, or leave count out.", "count")
+
+
+class PlanCancelInSchema(Schema):
+    reason = _text(500, allow_none=True, metadata={"description": "Staff only; never in a message."})
+
+
+class PlanSchema(Schema):
+    id = fields.Integer(required=True)
+    patient_id = fields.Integer(required=True)
+    service_id = fields.Integer(required=True)
+    location_id = fields.Integer(required=True)
+    practitioner_id = fields.Integer(required=True, allow_none=True, metadata={"description": "null: any."})
+    count = fields.Integer(required=True, metadata={"description": "Visits booked in the plan."})
+    every_days = fields.Integer(required=True, allow_none=True)
+    weekdays = fields.List(fields.String(validate=validate.OneOf(WEEKDAY_NAMES)), required=True, allow_none=True)
+    source = fields.String(required=True, validate=validate.OneOf(("api", "staff")))
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(PLAN_STATUSES),
+        metadata={"description": "active; finished (no visit left); cancelled (the rest was cancelled)."},
+    )
+    visits_done = fields.Integer(required=True, metadata={"description": "Visits completed."})
+    visits_left = fields.Integer(required=True, metadata={"description": "Visits still to come."})
+    created_at = fields.DateTime(required=True)
+    cancelled_at = fields.DateTime(required=True, allow_none=True)
+    appointments = fields.List(
+        fields.Nested(StaffAppointmentSchema), required=True, metadata={"description": "In time order."}
+    )

@@ -190,6 +190,7 @@ def staff_appointment(a: Appointment) -> dict:
         "cancel_reason": a.cancel_reason,
         "late_cancellation": bool(a.late_cancellation),
         "created_at": _local(a.created_at, zone),
+        "plan_id": a.plan_id,
     }
 
 
@@ -305,4 +306,41 @@ def program_detail(p, *, url: str, logs: list, weeks: list, overall: float | Non
                 {"start": w.start, "logged": w.logged, "prescribed": w.prescribed, "ratio": w.ratio} for w in weeks
             ],
         },
+    }
+
+
+# --- treatment plans ---------------------------------------------------------------------------
+
+
+def plan(p, *, progress) -> dict:
+    """A treatment plan with its visits (in time order) and where it stands."""
+    from booking_service.exercises.models import WEEKDAYS
+
+    zone = zone_of(p.location)
+    return {
+        "id": p.id,
+        "patient_id": p.patient_id,
+        "service_id": p.service_id,
+        "location_id": p.location_id,
+        "practitioner_id": p.practitioner_id,
+        "count": p.count,
+        "every_days": p.every_days,
+        "weekdays": None if p.weekdays is None else [WEEKDAYS[d] for d in p.weekdays],
+        "source": p.source,
+        "status": progress.status,
+        "visits_done": progress.done,
+        "visits_left": progress.left,
+        "created_at": _local(p.created_at, zone),
+        "cancelled_at": _local(p.cancelled_at, zone),
+        "appointments": [staff_appointment(a) for a in p.appointments],
+    }
+
+
+def plan_conflict(visit, zone: ZoneInfo) -> dict:
+    """One visit of a plan in the way: ``scheduling.plans.Visit`` with its conflict."""
+    return {
+        "index": visit.index,
+        "start": visit.start.astimezone(zone),
+        "reason": visit.conflict,
+        "alternatives": [slot(s, zone) for s in visit.alternatives],
     }

@@ -22,6 +22,7 @@ from booking_service.console import (
     first_run,
     inbox,
     patients,
+    plans,
     programs,
     progress,
     schedule,
@@ -86,6 +87,10 @@ bp.add_url_rule("/book", "book_submit", booking.submit, methods=["POST"])
 bp.add_url_rule("/patients", "patients", patients.search)
 bp.add_url_rule("/patients/<int:patient_id>", "patient", patients.show)
 bp.add_url_rule("/patients/<int:patient_id>/merge", "patient_merge", patients.merge, methods=["POST"])
+# --- treatment plans: a series of visits booked in one go; cancelling the rest -------------------
+bp.add_url_rule("/patients/<int:patient_id>/plans/new", "plan_new", plans.new, methods=["GET", "POST"])
+bp.add_url_rule("/plans/<int:plan_id>", "plan", plans.show)
+bp.add_url_rule("/plans/<int:plan_id>/cancel", "plan_cancel", plans.cancel, methods=["POST"])
 # --- the exercise library and home exercise programs ---------------------------------------------
 bp.add_url_rule("/exercises", "exercises", programs.exercises)
 bp.add_url_rule("/exercises/new", "exercise_new", programs.exercise_form, methods=["GET", "POST"])

@@ -204,6 +204,11 @@ STAFF_MESSAGES = {
         "This change leaves %(count)s future appointments to move (listed below). Nothing was saved: "
         "tick the box to confirm, then move them."
     ),
+    # Treatment-plan series.
+    errors.PLAN_CONFLICTS: "Some visits cannot be booked as asked, so nothing was booked: pick another time for each.",
+    errors.PLAN_NOT_FOUND: "There is no such treatment plan.",
+    errors.PLAN_INVALID: "The plan needs fixing: see the marked fields.",
+    errors.PLAN_NOTHING_LEFT: "This plan has no upcoming visit left to cancel.",
 }
 STAFF_FIELD_MESSAGES = {
     errors.FIRST_NAME_MISSING: "Enter the patient's first name.",
@@ -296,6 +301,14 @@ STAFF_FIELD_MESSAGES = {
     errors.STAFF_LOGIN_INVALID: "Choose an active staff login with the practitioner role.",
     errors.STAFF_LOGIN_TAKEN: "This login is already used by %(practitioner)s.",
     errors.TOO_LONG: "Keep this under %(limit)s characters.",
+    # Treatment-plan series.
+    errors.PLAN_COUNT_INVALID: "Give a number of visits from %(low)s to %(high)s.",
+    errors.PLAN_EVERY_DAYS_INVALID: "Give a number of days between visits from %(low)s to %(high)s.",
+    errors.PLAN_WEEKDAYS_MISSING: "Tick at least one day of the week.",
+    errors.PLAN_FIRST_START_MISSING: "Enter the date and time of the first visit.",
+    errors.PLAN_STARTS_MISMATCH: "The plan has %(count)s visits but %(given)s times were given.",
+    errors.PLAN_STARTS_OVERLAP: "Two of the visits overlap: choose another time for one of them.",
+    errors.PLAN_PATIENT_ERASED: "This patient's data was erased: book under a new patient record.",
 }
 
 

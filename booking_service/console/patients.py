@@ -3,6 +3,8 @@ side by side, and merging them (the desk)."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -21,6 +23,8 @@ from booking_service.patients.queries import (
     opted_out_phones,
     search_patients,
 )
+from booking_service.scheduling.plans import plans_of
+from booking_service.scheduling.plans import progress as plan_progress
 from booking_service.scheduling.queries import appointments_of, is_patient_of, patients_of
 
 MAX_QUERY = 100
@@ -72,6 +76,8 @@ def show(patient_id: int):
         opt_out=opt_out_of(session, patient.phone),
         clinic_tz=clinic.timezone if clinic else "UTC",
         programs=programs.of_patient(patient.id),
+        plans=[(plan, plan_progress(plan)) for plan in plans_of(session, patient.id, practitioner_id=scope)],
+        zone=ZoneInfo,
         # Possible duplicates: the record this one may repeat, and those that may repeat it.
         duplicate_of=session.get(Patient, patient.possible_duplicate_of_id)
         if desk and patient.possible_duplicate_of_id

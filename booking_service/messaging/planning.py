@@ -21,6 +21,9 @@ Who gets what (the rules; docs/messaging.md explains them for clinic staff):
   patient's), except when staff say not to (a patient standing at the desk): then reminders
   only. A reschedule or cancellation is notified whoever made it: a patient whose visit staff
   moved must hear of it.
+* A treatment plan (a series of visits booked by staff) gets ONE confirmation listing every
+  visit, so the patient has the dates in writing, and each visit its reminders as usual;
+  cancelling the rest of a plan sends ONE notice listing the cancelled dates.
 * **Follow-up** (``clinic.follow_up_prompt``): a completed visit with no later booking gets one
   "book your next visit" message the next local day at 10:00, by SMS (with consent) or else
   e-mail (with consent).
@@ -58,6 +61,9 @@ APPOINTMENT_KINDS = (*TIMED_KINDS, "cancellation", "waitlist_offer", "nudge")
 SUPERSEDED = "superseded by reschedule"
 # Notices answer a booking change the patient is part of: by e-mail they need no e-mail consent.
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
+# A treatment plan's one confirmation and one cancellation notice, listing its visits.
+PLAN_CONFIRMATION = "plan_confirmation"
+PLAN_CANCELLATION = "plan_cancellation"
 
 
 # --------------------------------------------------------------------------- who may get what
@@ -178,9 +184,17 @@ def cancel_pending_sms_to(session: Session, phone: str, *, reason: str, now: dat
 
 
 def _notice(
-    session: Session, appointment: Appointment, kind: str, *, now: datetime, payload: dict | None = None
+    session: Session,
+    appointment: Appointment,
+    kind: str,
+    *,
+    now: datetime,
+    payload: dict | None = None,
+    template: str | None = None,
+    rule: str = "-",
 ) -> dict[str, datetime]:
-    """Plan ``kind`` (a notice, due now) on every channel the patient may get it on.
+    """Plan ``kind`` (a notice, due now) on every channel the patient may get it on, rendered
+    from ``template`` (default: the kind); ``rule`` sets such a notice apart in its dedupe key.
 
     Returns ``{channel: due}`` of the notices planned, for :func:`_reminders`.
     """
@@ -199,8 +213,9 @@ def _notice(
             channel=channel,
             to=to,
             due=now,
-            key=_key(appointment, kind, channel),
+            key=_key(appointment, kind, channel, rule),
             now=now,
+            template=template,
             payload=body,
         )
         for channel, to in channels
@@ -335,6 +350,58 @@ def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
     who = "patient" if by_patient else "staff"
     _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason=f"appointment cancelled by {who}", now=now)
     _notice(session, appointment, "cancellation", now=now, payload={"by": who})
+
+
+def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_id: int) -> None:
+    """A treatment plan was booked: ONE confirmation (template ``plan_confirmation``, on the first
+    visit's row, listing every visit in the payload) and each visit's reminders as usual."""
+    if not appointments:
+        return
+    ordered = sorted(appointments, key=lambda a: a.start_at)
+    notices = _notice(
+        session,
+        ordered[0],
+        "confirmation",
+        now=now,
+        payload={"plan_id": plan_id, "visits": _visits(ordered)},
+        template=PLAN_CONFIRMATION,
+        rule=f"plan{plan_id}",
+    )
+    for appointment in ordered:
+        _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+
+
+def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, plan_id: int) -> None:
+    """The rest of a treatment plan was cancelled by staff: every pending row of each visit stops,
+    and ONE cancellation notice (template ``plan_cancellation``, on the first cancelled visit's
+    row) lists the cancelled dates."""
+    if not appointments:
+        return
+    ordered = sorted(appointments, key=lambda a: a.start_at)
+    for appointment in ordered:
+        _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason="appointment cancelled by staff", now=now)
+    _notice(
+        session,
+        ordered[0],
+        "cancellation",
+        now=now,
+        payload={"by": "staff", "plan_id": plan_id, "visits": _visits(ordered)},
+        template=PLAN_CANCELLATION,
+        rule=f"plan{plan_id}",
+    )
+
+
+def _visits(appointments: list[Appointment]) -> list[dict]:
+    """What a plan's message lists of each visit: its id (for its manage link), start (UTC) and
+    practitioner's name; nothing clinical."""
+    return [
+        {
+            "id": a.id,
+            "start": a.start_at.astimezone(UTC).isoformat(),
+            "with": a.practitioner.display_name,
+        }
+        for a in appointments
+    ]
 
 
 def status_changed(session, appointment, *, clinic, now, old_status) -> None:

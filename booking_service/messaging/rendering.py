@@ -17,6 +17,7 @@ so no template can leak them.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import unicodedata
@@ -28,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from booking_service.config import PROJECT_ROOT
 from booking_service.exercises.models import Program
@@ -36,6 +39,7 @@ from booking_service.integrations.smtp.message_id import message_id_for
 from booking_service.integrations.twilio.callbacks import status_callback_url
 from booking_service.messaging import ics
 from booking_service.scheduling import tokens
+from booking_service.scheduling.models import Appointment
 
 logger = logging.getLogger("booking_service.messaging")
 
@@ -48,6 +52,12 @@ MIN_CLINIC_NAME = 10
 ICS_KINDS = ("confirmation", "reminder", "reschedule", "cancellation")
 # Kinds that are about one appointment and cannot be rendered without it.
 APPOINTMENT_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "follow_up")
+# A treatment plan's one confirmation and one cancellation notice: they list every visit (from
+# the row's payload), carry no calendar file (one invitation holds one event; each visit's
+# reminder e-mail carries its own), and may take up to this many SMS segments when the dates do
+# not fit one.
+PLAN_TEMPLATES = ("plan_confirmation", "plan_cancellation")
+PLAN_SMS_SEGMENTS = 3
 
 
 class RenderError(ValueError):
@@ -197,6 +207,32 @@ def format_when(instant: datetime, tz: ZoneInfo, lang: str, *, short: bool) -> s
     return f"{_EN_DAYS[wd]}, {_EN_MONTHS[month]} {day}, {local.year} at {_time(local, lang)}"
 
 
+def compact_dates(instants: list[datetime], tz: ZoneInfo, lang: str) -> str:
+    """A series of local dates for one text, short: each month named once and the time said
+    once when every visit has it (``Nov 24, Dec 1, 8, 15 at 10:00 AM`` / ``24 nov., 1er, 8,
+    15 déc. à 10 h``), else each date with its time (``Nov 24, 10:00 AM; Dec 1, 9:30 AM``)."""
+    local = sorted(instant.astimezone(tz) for instant in instants)
+    if not local:
+        return ""
+
+    def day_text(value: datetime) -> str:
+        return "1er" if lang == "fr" and value.day == 1 else str(value.day)
+
+    def month_text(value: datetime) -> str:
+        return _FR_MONTHS_SHORT[value.month - 1] if lang == "fr" else _EN_MONTHS[value.month - 1][:3]
+
+    if len({(value.hour, value.minute) for value in local}) > 1:
+        if lang == "fr":
+            return "; ".join(f"{day_text(v)} {month_text(v)}, {_time(v, lang)}" for v in local)
+        return "; ".join(f"{month_text(v)} {day_text(v)}, {_time(v, lang)}" for v in local)
+    groups = [list(group) for _, group in itertools.groupby(local, key=lambda v: (v.year, v.month))]
+    if lang == "fr":
+        text = ", ".join(", ".join(day_text(v) for v in group) + " " + month_text(group[0]) for group in groups)
+        return f"{text} à {_time(local[0], lang)}"
+    text = ", ".join(month_text(group[0]) + " " + ", ".join(day_text(v) for v in group) for group in groups)
+    return f"{text} at {_time(local[0], lang)}"
+
+
 def format_phone(phone: str | None, country: str = "CA") -> str:
     """A phone number as people in ``country`` write it: ``(416) 555-0100``."""
     if not phone:
@@ -241,13 +277,15 @@ def _collapse(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def fit_sms(template: str, context: Mapping[str, Any]) -> str:
+def fit_sms(template: str, context: Mapping[str, Any], *, segments: int = 1) -> str:
     """Render SMS ``template`` so that it fits one GSM-7 segment.
 
     Tries the full text first, then without the first name, without the location name, without
     both; then shortens the clinic name to what is left. If even that cannot fit (an absurdly
     long ``PUBLIC_BASE_URL``) the text is sent as it is, in several segments, with a warning:
-    a reminder in two segments beats no reminder.
+    a reminder in two segments beats no reminder. With ``segments`` above one (a treatment
+    plan's list of dates), the full text may then take up to that many segments (153 septets
+    each) before the warning.
     """
     tmpl = _template(template)
     base = dict(context)
@@ -272,6 +310,11 @@ def fit_sms(template: str, context: Mapping[str, Any]) -> str:
         short = _shorten(name, budget)
         body = _collapse(tmpl.render({**last, "clinic_name": short}))
     septets = gsm7_septets(body)
+    if segments > 1 and (septets is None or septets > SMS_MAX_SEPTETS):
+        full = _collapse(tmpl.render(base))
+        full_septets = gsm7_septets(full)
+        if full_septets is not None and full_septets <= 153 * segments:
+            return full
     if septets is None or septets > SMS_MAX_SEPTETS:
         logger.warning("SMS %s does not fit one segment (%s septets): %r", template, septets, body)
     return body
@@ -416,16 +459,21 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
     lang = language_of(message, clinic)
     name = message.template or message.kind
     base_url = str(_get(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:5000")).rstrip("/")
+    plan = name in PLAN_TEMPLATES
     if message.channel == "sms":
         ctx = _context(message, settings=settings, clinic=clinic, now=now, lang=lang, sms=True)
         ctx["link"] = _program_link(session, message, settings=settings, base_url=base_url) or ctx["link"]
-        body = fit_sms(f"sms/{name}.{lang}.txt", ctx)
+        if plan:
+            ctx.update(_plan_context(session, message, ctx, settings=settings, base_url=base_url, lang=lang, sms=True))
+        body = fit_sms(f"sms/{name}.{lang}.txt", ctx, segments=PLAN_SMS_SEGMENTS if plan else 1)
         return Sms(to=message.to, body=body, status_callback=status_callback_url(base_url))
     if message.channel != "email":
         raise RenderError(f"unknown channel {message.channel!r}")
 
     ctx = _context(message, settings=settings, clinic=clinic, now=now, lang=lang, sms=False)
     ctx["link"] = _program_link(session, message, settings=settings, base_url=base_url) or ctx["link"]
+    if plan:
+        ctx.update(_plan_context(session, message, ctx, settings=settings, base_url=base_url, lang=lang, sms=False))
     module = _template(f"email/{name}.{lang}.txt").make_module(ctx)
     subject = _collapse(str(getattr(module, "subject", "") or ""))
     if not subject:
@@ -437,7 +485,7 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
     ics_bytes = None
     method = "CANCEL" if message.kind == "cancellation" else "REQUEST"
     appointment = message.appointment
-    if appointment is not None and message.kind in ICS_KINDS:
+    if appointment is not None and message.kind in ICS_KINDS and not plan:
         ics_bytes = ics.build_ics(
             uid=f"appointment-{appointment.id}@{host}",
             sequence=appointment.ics_sequence or 0,
@@ -461,6 +509,54 @@ def render(session: Any, message: Any, *, settings: Any, clinic: Any, now: datet
         ics=ics_bytes,
         ics_method=method,
     )
+
+
+def _plan_context(
+    session: Any, message: Any, ctx: Mapping[str, Any], *, settings: Any, base_url: str, lang: str, sms: bool
+) -> dict[str, Any]:
+    """What a treatment plan's message lists: its visits (``payload["visits"]``: id, start,
+    practitioner's name), their dates in the location's zone, and for a confirmation by e-mail
+    each visit's own manage link (read through ``session``; without one, the first visit's).
+    The practitioner is named once when every visit has the same one, else on each visit."""
+    appointment = message.appointment
+    if appointment is None:
+        raise RenderError(f"outbox row {message.id} ({message.template}) has no appointment")
+    tz = ZoneInfo(appointment.location.timezone)
+    visits = (message.payload or {}).get("visits") or []
+    starts = [datetime.fromisoformat(visit["start"]) for visit in visits]
+    names = {visit.get("with") for visit in visits}
+    links: dict[Any, str | None] = {}
+    if message.template == "plan_confirmation" and not sms:
+        links = _plan_links(session or object_session(message), visits, settings=settings, base_url=base_url)
+        if not links and ctx.get("manage_url"):
+            links = {appointment.id: ctx["manage_url"]}
+    return {
+        "visit_count": len(visits),
+        "dates": compact_dates(starts, tz, lang),
+        "same_practitioner": next(iter(names)) if len(names) == 1 else None,
+        "visits": [
+            {
+                "when": format_when(start, tz, lang, short=sms),
+                "with": None if len(names) == 1 else visit.get("with"),
+                "manage_url": links.get(visit.get("id")),
+            }
+            for visit, start in zip(visits, starts, strict=True)
+        ],
+    }
+
+
+def _plan_links(session: Any, visits: list[dict], *, settings: Any, base_url: str) -> dict[int, str]:
+    """The manage link of each visit still booked (rebuilt from its nonce, as for reminders)."""
+    secret = _get(settings, "SECRET_KEY")
+    ids = [visit.get("id") for visit in visits if isinstance(visit.get("id"), int)]
+    if session is None or not secret or not ids:
+        return {}
+    rows = session.execute(
+        select(Appointment.id, Appointment.manage_nonce).where(
+            Appointment.id.in_(ids), Appointment.status != "cancelled"
+        )
+    )
+    return {row.id: base_url + tokens.manage_path(tokens.manage_token(secret, row.manage_nonce)) for row in rows}
 
 
 def _program_link(session: Any, message: Any, *, settings: Any, base_url: str) -> str | None:

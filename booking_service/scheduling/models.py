@@ -1,4 +1,6 @@
-"""Appointments. Overlaps are refused by the database itself (see migrations/versions/0001)."""
+"""Appointments, and treatment plans (a series of visits booked together).
+
+Overlaps are refused by the database itself (see migrations/versions/0001)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ ACTIVE_STATUSES = ("booked", "confirmed", "checked_in")
 FINAL_STATUSES = ("completed", "no_show", "cancelled")
 SOURCES = ("online", "api", "staff")
 RED_FLAGS = ("bladder_bowel", "saddle_numbness", "leg_weakness", "systemic")
+# A treatment plan's bounds (the API's and the console's): visits in one plan, days between two.
+PLAN_MAX_VISITS = 52
+PLAN_MAX_EVERY_DAYS = 90
 
 
 class Appointment(Base):
@@ -50,6 +55,8 @@ class Appointment(Base):
     manage_nonce: Mapped[str] = mapped_column(String(32))
     manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     ics_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # The treatment plan this visit was booked in (None: booked on its own).
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_plans.id", ondelete="RESTRICT"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -73,3 +80,43 @@ class Appointment(Base):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class TreatmentPlan(Base):
+    """A series of visits booked in one go ("6 follow-ups, weekly, Tuesdays at 10:00").
+
+    The visits are ordinary appointments carrying ``plan_id``; the plan keeps how they were
+    asked for (``every_days`` or ``weekdays``, or neither when the starts were given one by one),
+    who booked it, and when the rest of it was cancelled. ``practitioner_id`` None means "any
+    practitioner": each visit then has the one who was free.
+    """
+
+    __tablename__ = "treatment_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="RESTRICT"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioners.id", ondelete="RESTRICT"))
+    count: Mapped[int] = mapped_column(Integer)  # visits booked
+    every_days: Mapped[int | None] = mapped_column(Integer)
+    weekdays: Mapped[list | None] = mapped_column(JSON)  # 0 = Monday
+    source: Mapped[str] = mapped_column(String(16), default="staff")  # api, staff
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    patient: Mapped[Patient] = relationship()
+    service: Mapped[Service] = relationship()
+    location: Mapped[Location] = relationship()
+    practitioner: Mapped[Practitioner | None] = relationship()
+    appointments: Mapped[list[Appointment]] = relationship(
+        order_by="Appointment.start_at", lazy="selectin", viewonly=True
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"count BETWEEN 1 AND {PLAN_MAX_VISITS}", name="count"),
+        CheckConstraint(f"every_days IS NULL OR every_days BETWEEN 1 AND {PLAN_MAX_EVERY_DAYS}", name="every_days"),
+        CheckConstraint("source IN ('api', 'staff')", name="source"),
+    )

@@ -35,6 +35,7 @@ from booking_service.errors import (
     SlotUnavailable,
     ValidationFailed,
 )
+from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails, clean_details, find_or_create_patient
 from booking_service.scheduling import availability, slots, tokens
 from booking_service.scheduling.models import ACTIVE_STATUSES, RED_FLAGS, Appointment
@@ -250,8 +251,6 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
     )
     start = request.start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=service.duration_minutes)
-    nonce = tokens.new_nonce()
-    token = tokens.manage_token(secret_key, nonce)
     flags = {key: bool(request.red_flags.get(key, False)) for key in RED_FLAGS} if request.red_flags else None
     taken_if_refused = _taken_if_refused(
         session, clinic=clinic, service=service, location=location, candidates=candidates, start=start, now=now
@@ -266,28 +265,76 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
         )
         if _patient_busy(session, patient.id, start, end, None):
             raise PatientBusy()
-        appointment = Appointment(
+        appointment, token = new_appointment(
             patient=patient,
             practitioner=practitioner,
             location=location,
             service=service,
-            start_at=start,
-            end_at=end,
-            busy_until=end + timedelta(minutes=service.buffer_minutes),
-            status="booked",
+            start=start,
             source=request.source,
             language=details.language or clinic.default_language,
+            secret_key=secret_key,
+            now=now,
             triage="urgent" if flags and any(flags.values()) else "none",
             intake_reason=(request.intake_reason or "").strip() or None,
             red_flags=flags,
-            manage_nonce=nonce,
-            manage_token_hash=tokens.token_hash(token),
-            created_at=now,
-            updated_at=now,
         )
         session.add(appointment)
         session.flush()
     return Booked(appointment=appointment, manage_token=token)
+
+
+def new_appointment(
+    *,
+    patient: Patient,
+    practitioner: Practitioner,
+    location: Location,
+    service: Service,
+    start: datetime,
+    source: str,
+    language: str,
+    secret_key: str,
+    now: datetime,
+    triage: str = "none",
+    intake_reason: str | None = None,
+    red_flags: dict[str, bool] | None = None,
+    plan_id: int | None = None,
+) -> tuple[Appointment, str]:
+    """A new ``booked`` appointment (not yet added to the session) and its manage token: the one
+    insert path of :func:`book_slot` and of treatment plans (``scheduling.plans``). The caller
+    checked the time and inserts it where the database may refuse an overlap (a savepoint)."""
+    start = start.astimezone(now.tzinfo)
+    end = start + timedelta(minutes=service.duration_minutes)
+    nonce = tokens.new_nonce()
+    token = tokens.manage_token(secret_key, nonce)
+    appointment = Appointment(
+        patient=patient,
+        practitioner=practitioner,
+        location=location,
+        service=service,
+        start_at=start,
+        end_at=end,
+        busy_until=end + timedelta(minutes=service.buffer_minutes),
+        status="booked",
+        source=source,
+        language=language,
+        triage=triage,
+        intake_reason=intake_reason,
+        red_flags=red_flags,
+        manage_nonce=nonce,
+        manage_token_hash=tokens.token_hash(token),
+        plan_id=plan_id,
+        created_at=now,
+        updated_at=now,
+    )
+    return appointment, token
+
+
+def refused_overlap(exc: IntegrityError | OperationalError) -> str | None:
+    """'practitioner' or 'patient' when ``exc`` is the database refusing an overlap (or a
+    PostgreSQL deadlock between two such inserts), else None: for callers with their own
+    savepoint, such as a treatment plan booked in one piece."""
+    return _is_overlap_error(exc)
 
 
 @contextmanager

@@ -118,6 +118,11 @@ PAGE_MESSAGES = {
     errors.USER_EXISTS: _l("That account already exists."),
     errors.USER_NOT_FOUND: _l("We could not find that account."),
     errors.USER_DEACTIVATED: _l("That account is closed."),
+    # Treatment-plan series: staff book them; these pages never meet them (existing wordings).
+    errors.PLAN_CONFLICTS: _l("That time can no longer be booked. Please choose another time."),
+    errors.PLAN_NOT_FOUND: _l("We could not find that appointment. Please call the clinic."),
+    errors.PLAN_INVALID: _l("Some answers need checking."),
+    errors.PLAN_NOTHING_LEFT: _l("This appointment can no longer be changed online."),
 }
 PAGE_FIELD_MESSAGES = {
     errors.FIRST_NAME_MISSING: _l("Enter your first name."),
