@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from booking_service.clinic.files import read_document
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
-from booking_service.errors import DomainError
+from booking_service.errors import DomainError, PlanConflicts
 from booking_service.exercises.library import load_library
 from booking_service.exercises.models import Alert, Exercise, FunctionScore, ProgramLog
 from booking_service.exercises.programs import ItemSpec, create_program, local_today, pause_program
@@ -32,6 +32,7 @@ from booking_service.scheduling.models import Appointment
 from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
 from booking_service.usecases.clinic_file import load_clinic
+from booking_service.usecases.plans import PlanRequest, book_plan
 
 DEMO_CLINIC_FILE = Path(__file__).with_name("demo_clinic.yaml")
 
@@ -80,13 +81,14 @@ def seed(session: Session, *, secret_key: str, now: datetime, appointments: int 
     booked = _book_demo_appointments(session, secret_key=secret_key, now=now, count=appointments)
     created, _updated = load_library(session)
     programs = _demo_programs(session, secret_key=secret_key, now=now)
+    plans = _demo_plan(session, secret_key=secret_key, now=now)
     return DemoResult(
         logins=tuple(logins),
         summary=(
             f"{_count(session, Practitioner)} practitioners, {_count(session, Service)} services, "
             f"{_count(session, Location)} locations, "
             f"{booked} appointments over the next two weeks, {created} exercises, "
-            f"{programs} home exercise programs with two weeks of logs"
+            f"{programs} home exercise programs with two weeks of logs, {plans} treatment plan"
         ),
     )
 
@@ -142,6 +144,47 @@ def _book_demo_appointments(session: Session, *, secret_key: str, now: datetime,
             continue  # the demo patient already has a visit then: skip it
         booked += 1
     return booked
+
+
+def _demo_plan(session: Session, *, secret_key: str, now: datetime) -> int:
+    """Alex's treatment plan: six weekly 30-minute follow-ups with the practitioner of their first
+    visit, from three weeks ahead (after the demo's two weeks of appointments). Returns 1, or 0
+    when the demo could not book Alex or that practitioner has no free run of six weeks."""
+    patient = session.scalar(select(Patient).where(Patient.email == PATIENTS[0][2]))
+    visit = patient and session.scalar(
+        select(Appointment).where(Appointment.patient_id == patient.id).order_by(Appointment.start_at).limit(1)
+    )
+    if visit is None:
+        return 0
+    clinic = session.get(ClinicSettings, 1)
+    service = session.scalar(select(Service).where(Service.key == FOLLOW_UPS[0]))
+    day = slots.local_date(now, visit.location) + timedelta(days=21)
+    free = slots.find_slots(
+        session,
+        clinic=clinic,
+        service=service,
+        location=visit.location,
+        practitioners=[visit.practitioner],
+        first_day=day,
+        last_day=day + timedelta(days=4),
+        now=now,
+    )
+    for slot in free[:12]:
+        request = PlanRequest(
+            patient_id=patient.id,
+            service_id=service.id,
+            location_id=visit.location_id,
+            practitioner_id=visit.practitioner_id,
+            first_start=slot.start,
+            count=6,
+            every_days=7,
+        )
+        try:
+            book_plan(session, request, secret_key=secret_key, now=now)
+        except PlanConflicts:
+            continue  # a week of the run is taken: try the next free time
+        return 1
+    return 0
 
 
 # Two programs, started two weeks ago, Mon/Wed/Fri/Sat at 18:30 (eight program days): (patient email, exercises with
