@@ -189,6 +189,12 @@ TEXT_TOO_LONG = "text_too_long"
 MEDIA_URL_INVALID = "media_url_invalid"
 EXERCISES_TOO_MANY = "exercises_too_many"
 PRACTITIONER_NOT_YOURS = "practitioner_not_yours"
+# Field codes of the desk: patients' details and notes at the console and the staff API (staff only).
+BIRTH_DATE_INVALID = "birth_date_invalid"
+SMS_OPTED_OUT = "sms_opted_out"  # consent to texts for a number that replied STOP: only START lifts it
+NOTE_MISSING = "note_missing"
+NOTE_TOO_LONG = "note_too_long"  # params: limit
+SAME_PATIENT = "same_patient"
 
 
 def _constants(first: str, last: str) -> frozenset[str]:
@@ -201,6 +207,7 @@ REASONS = _constants("NOT_FOUND", "USER_DEACTIVATED")
 FIELD_CODES = _constants("FIRST_NAME_MISSING", "PASSWORD_LENGTH")
 # Rules only staff meet (the API and the console word them; the patient pages never show them).
 STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS")
+STAFF_FIELD_CODES |= _constants("BIRTH_DATE_INVALID", "SAME_PATIENT")  # the desk
 
 
 class NotFound(DomainError):

@@ -135,6 +135,12 @@ FIELD_MESSAGES = {
     errors.EXERCISE_INSTRUCTIONS_MISSING: "Give the instructions.",
     errors.TEXT_TOO_LONG: "Shorten this text.",
     errors.MEDIA_URL_INVALID: "Use a web address starting with https://.",
+    # The desk: patients' details and notes.
+    errors.BIRTH_DATE_INVALID: "Use a past date as YYYY-MM-DD, or null for none.",
+    errors.SMS_OPTED_OUT: "This number replied STOP: only a START text from it allows texts again.",
+    errors.NOTE_MISSING: "Give the note's text.",
+    errors.NOTE_TOO_LONG: "Keep the note under %(limit)s characters.",
+    errors.SAME_PATIENT: "Give two different patients.",
 }
 
 

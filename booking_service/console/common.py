@@ -259,6 +259,14 @@ STAFF_FIELD_MESSAGES = {
     errors.EXERCISE_INSTRUCTIONS_MISSING: "Enter the instructions.",
     errors.TEXT_TOO_LONG: "This text is too long: shorten it.",
     errors.MEDIA_URL_INVALID: "The image or video link must be a web address starting with https://.",
+    # The desk: patients' details and notes.
+    errors.BIRTH_DATE_INVALID: "Give a date of birth in the past (YYYY-MM-DD), or leave it empty.",
+    errors.SMS_OPTED_OUT: (
+        "This number replied STOP, so it gets no texts: only a START text from the patient's phone allows them again."
+    ),
+    errors.NOTE_MISSING: "Write the note first.",
+    errors.NOTE_TOO_LONG: "Keep the note under %(limit)s characters.",
+    errors.SAME_PATIENT: "Choose two different patients.",
 }
 
 

@@ -19,7 +19,7 @@ from booking_service import audit
 from booking_service.errors import NotFound
 from booking_service.messaging.models import InboundMessage
 from booking_service.outbox.models import OutboxMessage
-from booking_service.patients.models import ConsentEvent, Patient
+from booking_service.patients.models import ConsentEvent, Patient, PatientNote
 from booking_service.scheduling.models import Appointment
 from booking_service.waitlist.models import WaitlistEntry
 
@@ -92,6 +92,13 @@ def _waitlist(session: Session, patient: Patient) -> list[dict]:
     return [_columns(w) for w in rows]
 
 
+def _notes(session: Session, patient: Patient) -> list[dict]:
+    rows = session.scalars(
+        select(PatientNote).where(PatientNote.patient_id == patient.id).order_by(PatientNote.created_at)
+    )
+    return [_columns(n) for n in rows]
+
+
 Section = Callable[[Session, Patient], Any]
 SECTIONS: tuple[tuple[str, Section], ...] = (
     ("patient", _patient),
@@ -100,6 +107,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("consent_events", _consents),
     ("inbound_texts", _inbound),
     ("waitlist_entries", _waitlist),
+    ("patient_notes", _notes),
     # ("exercise_programs", exercises.export.of_patient): programs, their versions and logs.
 )
 
