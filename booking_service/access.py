@@ -81,6 +81,13 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     ("patient", "export"): _DESK,  # a patient's data as JSON
     ("patient", "erase"): _ADMIN,
     ("audit", "read"): _ADMIN,  # the audit trail and its CSV
+    # --- the desk: patients' details and notes, the triage queue
+    ("patient", "create"): _DESK,  # a new patient without a booking
+    ("patient", "change"): _CARE,  # contact details and consents as the patient gives them
+    ("patient_note", "read"): _CARE,  # staff notes (on the patient's page)
+    ("patient_note", "change"): _CARE,
+    ("triage", "read"): _CARE,  # the queue on the front page: the desk sees it too
+    ("triage", "handle"): {"admin": ALL, "practitioner": OWN},  # clinicians only
 }
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -192,6 +199,18 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "api.program_detail": ("program", "read"),
     "api.list_alerts": ("alert", "read"),
     "api.acknowledge_alert": ("alert", "change"),
+    # --- the desk: patients, triage, the waitlist's freed times
+    "console.patient_new": ("patient", "create"),
+    "console.patient_edit": ("patient", "change"),
+    "console.patient_note_add": ("patient_note", "change"),
+    "console.patient_note_edit": ("patient_note", "change"),
+    "console.patient_compare": ("patient", "merge"),
+    "console.triage_handle_appointment": ("triage", "handle"),
+    "console.triage_handle_alert": ("triage", "handle"),
+    "console.waitlist_pass_on": ("waitlist", "change"),
+    "console.waitlist_close": ("waitlist", "change"),
+    "api.staff_update_patient": ("patient", "change"),
+    "web.waitlist_offer": ("public", "use"),  # a waitlist offer's link (its token is its own key)
     # --- the patient's program page (its link is its own key, like a manage link)
     **{
         f"web.{name}": ("public", "use")

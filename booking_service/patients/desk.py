@@ -38,7 +38,19 @@ class Updated:
     changed: tuple[str, ...]  # field names, for the flash message and the audit trail
 
 
-def _birth_date_problem(value: date | str | None, today: date) -> str | None:
+def read_birth_date(raw: str | None) -> date | str | None:
+    """A form's date of birth: None when left empty, the date (``YYYY-MM-DD``), else the text
+    as typed, which :func:`update_details` and :func:`create_patient` refuse by name."""
+    text = (raw or "").strip()[:32]
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def birth_date_problem(value: date | str | None, today: date) -> str | None:
     """The field code for a birth date that cannot be right; ``value`` is a date, None (not
     given) or the text typed when it did not read as a date."""
     if value is None:
@@ -78,7 +90,7 @@ def _checked(
         clean = clean_details(details, country=country, default_language=default_language)
     except ValidationFailed as exc:
         fields.update(exc.fields)
-    problem = _birth_date_problem(birth_date, now.date())
+    problem = birth_date_problem(birth_date, now.date())
     if problem:
         fields["birth_date"] = problem
     if clean is not None:
@@ -157,6 +169,43 @@ def update_details(
     return Updated(patient=patient, changed=tuple(changed))
 
 
+PATCHABLE = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "language",
+    "birth_date",
+    "sms_consent",
+    "email_consent",
+    "exercise_sms_consent",
+)
+
+
+def patch_details(
+    session: Session, patient_id: int, changes: dict, *, country: str, default_language: str, now: datetime
+) -> Updated:
+    """:func:`update_details` with only the fields in ``changes`` (keys of :data:`PATCHABLE`);
+    the others keep the record's values (the staff API's PATCH). Raises as it does."""
+    unknown = set(changes) - set(PATCHABLE)
+    if unknown:
+        raise TypeError(f"not patient fields: {', '.join(sorted(unknown))}")
+    write_transaction(session)
+    patient = _get(session, patient_id)
+    current = {name: getattr(patient, name) for name in PATCHABLE}
+    merged = {**current, **changes}
+    details = PatientDetails(**{name: merged[name] for name in PATCHABLE if name != "birth_date"})
+    return update_details(
+        session,
+        patient_id,
+        details,
+        birth_date=merged["birth_date"],
+        country=country,
+        default_language=default_language,
+        now=now,
+    )
+
+
 def create_patient(
     session: Session,
     details: PatientDetails,
@@ -195,7 +244,7 @@ def create_patient(
 def set_birth_date_if_missing(session: Session, patient: Patient, birth_date: date | None, *, now: datetime) -> bool:
     """Record the date of birth given at the desk on a patient who has none (a booking for a
     returning patient). Returns whether it was set."""
-    if birth_date is None or patient.birth_date is not None or _birth_date_problem(birth_date, now.date()):
+    if birth_date is None or patient.birth_date is not None or birth_date_problem(birth_date, now.date()):
         return False
     patient.birth_date = birth_date
     patient.updated_at = now

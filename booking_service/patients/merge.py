@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -122,6 +122,23 @@ def _take_details(kept: Patient, merged: Patient, take: frozenset[str]) -> None:
                 setattr(kept, flag, getattr(merged, flag))
     if kept.possible_duplicate_of_id == merged.id:
         kept.possible_duplicate_of_id = None
+
+
+def rows_keyed_by(session: Session, patient_id: int) -> dict[str, int]:
+    """How many rows of each table point at the patient: what a merge would move (the desk's
+    side-by-side comparison). Tables with none are left out."""
+    import booking_service.models  # noqa: F401  (completes Base.metadata)
+
+    counts: dict[str, int] = {}
+    for table in Base.metadata.sorted_tables:
+        if table.name == "patients":
+            continue
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "patients" and fk.column.name == "id":
+                found = session.scalar(select(func.count()).select_from(table).where(fk.parent == patient_id))
+                if found:
+                    counts[table.name] = counts.get(table.name, 0) + found
+    return counts
 
 
 def _move_rows(session: Session, keep_id: int, merge_id: int) -> dict[str, int]:
