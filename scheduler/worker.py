@@ -17,6 +17,10 @@ guarantees):
 * **nudge sweep** job (every :data:`NUDGE_SWEEP_SECONDS`, once across workers): plans the
   exercise nudges now due or soon due (:func:`booking_service.exercises.nudges.plan_nudges`,
   idempotent by its dedupe keys), which the claim job then sends like any other row.
+* **waitlist** job (every :data:`WAITLIST_SWEEP_SECONDS`, once across workers): a waitlist
+  offer unanswered in the clinic's time passes to the next person, and freed times that can no
+  longer be booked stop (:func:`booking_service.waitlist.offers.expire_offers`; a conditional
+  update per offer and a unique index keep even two concurrent runs from offering twice).
 * **reap** job (every few seconds, a third of the lease, at most 10 s): recovers rows whose
   worker died, reconciling SMS with Twilio first. Several workers may run; the reaper takes a
   PostgreSQL advisory lock so one sweeps at a time (on SQLite, one machine, it simply runs).
@@ -61,12 +65,16 @@ from booking_service.outbox.prepare import Prepared, prepare
 from booking_service.outbox.reconcile import recover_expired
 from booking_service.outbox.record import record
 from booking_service.outbox.send import Delivery, deliver, send_timeout_for
+from booking_service.waitlist.offers import expire_offers
 
 logger = logging.getLogger("scheduler")
 
 # How often the nudge sweep runs. It plans a day ahead of the nudge times (see
 # exercises/nudges.py: today's, and tomorrow's within two hours), so a few minutes is plenty.
 NUDGE_SWEEP_SECONDS = 300.0
+# How often unanswered waitlist offers are passed on: offers wait two hours by default, so a
+# minute late is nothing.
+WAITLIST_SWEEP_SECONDS = 60.0
 RECORD_GATHER_SECONDS = 0.02
 RECORD_BATCH = 200
 # Weight of the newest send in the running mean of send times that claim_limit() uses.
@@ -331,6 +339,27 @@ class Worker:
             logger.info("planned %d exercise nudges", planned)
         return planned
 
+    def pass_on_waitlist_offers(self) -> int:
+        """The waitlist job: one transaction, run by one worker at a time. Returns how many
+        unanswered offers it passed on (0 when another worker holds the job)."""
+        if self._stopping.is_set():
+            return 0
+        try:
+            with (
+                acting_as(Actor("worker", label=self.worker_id)),
+                once_across_workers(self.database, "waitlist-offers") as mine,
+            ):
+                if not mine:
+                    return 0
+                with self.database.unit_of_work() as session:
+                    passed = expire_offers(session, now=self.now_fn())
+        except Exception:
+            logger.exception("waitlist job failed; retrying at its next run")
+            return 0
+        if passed:
+            logger.info("passed on %d unanswered waitlist offers", passed)
+        return passed
+
     @staticmethod
     def _log_recovered(outcome: Outcome) -> None:
         if outcome.status != "lost":  # "lost": another reaper (SQLite) or the worker itself settled it
@@ -365,6 +394,14 @@ class Worker:
             id="nudges",
             name="plan exercise nudges",
             seconds=NUDGE_SWEEP_SECONDS,
+            next_run_time=now,
+            **common,
+        )
+        scheduler.add_job(
+            self.pass_on_waitlist_offers,
+            id="waitlist",
+            name="pass on unanswered waitlist offers",
+            seconds=WAITLIST_SWEEP_SECONDS,
             next_run_time=now,
             **common,
         )
