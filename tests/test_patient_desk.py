@@ -464,3 +464,23 @@ def test_update_details_refuses_an_erased_record(database, clinic):
                 default_language="en",
                 now=NOW,
             )
+
+
+def test_notes_and_the_birth_date_are_in_the_patients_export_and_cleared_by_an_erase(database, booked):
+    from booking_service.usecases.erase import erase_patient
+    from booking_service.usecases.export import export_patient
+
+    patient_id = patient_of(database, booked())
+    with database.unit_of_work() as s:
+        s.get(Patient, patient_id).birth_date = date(1984, 5, 2)
+        add_note(s, patient_id, "Prefers mornings.", user_id=None, now=NOW)
+    with database.unit_of_work() as s:
+        data = export_patient(s, patient_id, now=NOW)
+    assert data["patient"]["birth_date"] == "1984-05-02"
+    assert [n["body"] for n in data["patient_notes"]] == ["Prefers mornings."]
+    with database.unit_of_work() as s:
+        counts = erase_patient(s, patient_id, confirmation="Silva", now=NOW)
+    assert counts["patient_notes"] == 1
+    with database.unit_of_work() as s:
+        assert s.get(Patient, patient_id).birth_date is None
+        assert s.scalars(select(PatientNote.body)).all() == [""]
