@@ -90,6 +90,13 @@ POLICY: dict[tuple[str, str], Mapping[str, str] | str] = {
     # First run: the first admin's account. Public, but its view answers 404 as soon as the
     # database holds a clinic or a staff user; the setup's later steps are ("catalogue", "change").
     ("setup", "start"): PUBLIC,
+    # --- the desk: patients' details and notes, the triage queue
+    ("patient", "create"): _DESK,  # a new patient without a booking
+    ("patient", "change"): _CARE,  # contact details and consents as the patient gives them
+    ("patient_note", "read"): _CARE,  # staff notes (on the patient's page)
+    ("patient_note", "change"): _CARE,
+    ("triage", "read"): _CARE,  # the queue on the front page: the desk sees it too
+    ("triage", "handle"): {"admin": ALL, "practitioner": OWN},  # clinicians only
 }
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -227,6 +234,18 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "console.plan_new": ("appointment", "book"),
     "console.plan": ("appointment", "read"),
     "console.plan_cancel": ("appointment", "change"),
+    # --- the desk: patients, triage, the waitlist's freed times
+    "console.patient_new": ("patient", "create"),
+    "console.patient_edit": ("patient", "change"),
+    "console.patient_note_add": ("patient_note", "change"),
+    "console.patient_note_edit": ("patient_note", "change"),
+    "console.patient_compare": ("patient", "merge"),
+    "console.triage_handle_appointment": ("triage", "handle"),
+    "console.triage_handle_alert": ("triage", "handle"),
+    "console.waitlist_pass_on": ("waitlist", "change"),
+    "console.waitlist_close": ("waitlist", "change"),
+    "api.staff_update_patient": ("patient", "change"),
+    "web.waitlist_offer": ("public", "use"),  # a waitlist offer's link (its token is its own key)
     # --- the patient's program page (its link is its own key, like a manage link)
     **{
         f"web.{name}": ("public", "use")

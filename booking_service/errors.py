@@ -223,6 +223,12 @@ PLAN_FIRST_START_MISSING = "plan_first_start_missing"
 PLAN_STARTS_MISMATCH = "plan_starts_mismatch"  # params: count, given
 PLAN_STARTS_OVERLAP = "plan_starts_overlap"
 PLAN_PATIENT_ERASED = "plan_patient_erased"
+# Field codes of the desk: patients' details and notes at the console and the staff API (staff only).
+BIRTH_DATE_INVALID = "birth_date_invalid"
+SMS_OPTED_OUT = "sms_opted_out"  # consent to texts for a number that replied STOP: only START lifts it
+NOTE_MISSING = "note_missing"
+NOTE_TOO_LONG = "note_too_long"  # params: limit
+SAME_PATIENT = "same_patient"
 
 
 def _constants(first: str, last: str) -> frozenset[str]:
@@ -239,6 +245,7 @@ STAFF_FIELD_CODES = (
     _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS")
     | _constants("VALUE_MISSING", "TOO_LONG")
     | _constants("PLAN_COUNT_INVALID", "PLAN_PATIENT_ERASED")
+    | _constants("BIRTH_DATE_INVALID", "SAME_PATIENT")
 )
 
 

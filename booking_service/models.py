@@ -23,7 +23,14 @@ from booking_service.exercises.models import (  # noqa: F401
 )
 from booking_service.messaging.models import InboundMessage  # noqa: F401
 from booking_service.outbox.models import OutboxMessage, ProviderStatusEvent  # noqa: F401
-from booking_service.patients.models import BookingDraft, ConsentEvent, Patient, SmsOptOut  # noqa: F401
+from booking_service.patients.models import (  # noqa: F401
+    BookingDraft,
+    ConsentEvent,
+    Patient,
+    PatientNote,
+    SmsOptOut,
+)
 from booking_service.scheduling.models import Appointment, TreatmentPlan  # noqa: F401
 from booking_service.staff.models import ApiToken, User  # noqa: F401
-from booking_service.waitlist.models import WaitlistEntry  # noqa: F401
+from booking_service.triage.models import TriageReview  # noqa: F401
+from booking_service.waitlist.models import WaitlistEntry, WaitlistOffer, WaitlistOpening  # noqa: F401

@@ -20,6 +20,10 @@ guarantees):
 * **retention** job (every :data:`RETENTION_SWEEP_SECONDS`, once across workers): purges the
   content of messages and patients' texts older than ``MESSAGE_RETENTION_DAYS``
   (:mod:`booking_service.usecases.retention`), in short transactions.
+* **waitlist** job (every :data:`WAITLIST_SWEEP_SECONDS`, once across workers): a waitlist
+  offer unanswered in the clinic's time passes to the next person, and freed times that can no
+  longer be booked stop (:func:`booking_service.waitlist.offers.expire_offers`; a conditional
+  update per offer and a unique index keep even two concurrent runs from offering twice).
 * **reap** job (every few seconds, a third of the lease, at most 10 s): recovers rows whose
   worker died, reconciling SMS with Twilio first. Several workers may run; the reaper takes a
   PostgreSQL advisory lock so one sweeps at a time (on SQLite, one machine, it simply runs).
@@ -70,6 +74,7 @@ from booking_service.outbox.reconcile import recover_expired
 from booking_service.outbox.record import record
 from booking_service.outbox.send import Delivery, deliver, send_timeout_for
 from booking_service.usecases import retention
+from booking_service.waitlist.offers import expire_offers
 
 logger = logging.getLogger("scheduler")
 
@@ -80,6 +85,9 @@ NUDGE_SWEEP_SECONDS = 300.0
 # and how long after start it first runs (not while a restarted worker catches up).
 RETENTION_SWEEP_SECONDS = 3600.0
 RETENTION_FIRST_DELAY = 60.0
+# How often unanswered waitlist offers are passed on: offers wait two hours by default, so a
+# minute late is nothing.
+WAITLIST_SWEEP_SECONDS = 60.0
 RECORD_GATHER_SECONDS = 0.02
 RECORD_BATCH = 200
 # Weight of the newest send in the running mean of send times that claim_limit() uses.
@@ -393,6 +401,27 @@ class Worker:
             )
         return total
 
+    def pass_on_waitlist_offers(self) -> int:
+        """The waitlist job: one transaction, run by one worker at a time. Returns how many
+        unanswered offers it passed on (0 when another worker holds the job)."""
+        if self._stopping.is_set():
+            return 0
+        try:
+            with (
+                acting_as(Actor("worker", label=self.worker_id)),
+                once_across_workers(self.database, "waitlist-offers") as mine,
+            ):
+                if not mine:
+                    return 0
+                with self.database.unit_of_work() as session:
+                    passed = expire_offers(session, now=self.now_fn())
+        except Exception:
+            logger.exception("waitlist job failed; retrying at its next run")
+            return 0
+        if passed:
+            logger.info("passed on %d unanswered waitlist offers", passed)
+        return passed
+
     def _log_recovered(self, outcome: Outcome) -> None:
         if outcome.status != "lost":  # "lost": another reaper (SQLite) or the worker itself settled it
             logger.warning("recovered %s", outcome.describe(), extra=_fields(outcome))
@@ -437,6 +466,14 @@ class Worker:
             id="nudges",
             name="plan exercise nudges",
             seconds=NUDGE_SWEEP_SECONDS,
+            next_run_time=now,
+            **common,
+        )
+        scheduler.add_job(
+            self.pass_on_waitlist_offers,
+            id="waitlist",
+            name="pass on unanswered waitlist offers",
+            seconds=WAITLIST_SWEEP_SECONDS,
             next_run_time=now,
             **common,
         )

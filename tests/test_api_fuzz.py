@@ -44,6 +44,7 @@ OPERATIONS = [
     ("GET", "/api/v1/appointments/{appointment_id}/messages"),
     ("GET", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{patient_id}"),
+    ("PATCH", "/api/v1/patients/{patient_id}"),
     ("GET", "/api/v1/exercises"),
     ("POST", "/api/v1/patients/{patient_id}/programs"),
     ("GET", "/api/v1/programs/{program_id}"),

@@ -17,7 +17,7 @@ from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.operations import PatientDetails
 from booking_service.usecases.booking import BookingRequest, book, cancel
 from booking_service.waitlist import offers
-from booking_service.waitlist.models import WaitlistEntry
+from booking_service.waitlist.models import WaitlistEntry, WaitlistOffer
 from booking_service.waitlist.operations import WaitlistRequest, join_waitlist
 from tests.conftest import NOW, SECRET, local
 
@@ -88,7 +88,7 @@ def test_a_cancellation_offers_nothing_to_entries_that_do_not_match(database, cl
         assert not list(s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "waitlist_offer")))
 
 
-def test_the_offer_text_names_the_freed_time_and_links_to_the_booking_page(database, clinic, booked):
+def test_the_offer_text_names_the_freed_time_and_links_to_a_booking_of_that_time(database, clinic, booked):
     wait(database, clinic, "Sam", "416 555 0150")
     with database.unit_of_work() as s:
         cancel(s, booked, now=NOW, by_patient=True)
@@ -99,7 +99,10 @@ def test_the_offer_text_names_the_freed_time_and_links_to_the_booking_page(datab
         ).one()
         sms = render(s, row, settings=settings, clinic=s.get(ClinicSettings, 1), now=NOW)
     assert "Tue Nov 24, 10:00 AM" in sms.body and "Lakeshore Physio" in sms.body
-    link = f"https://book.lakeshorephysio.ca/?service_id={clinic.follow_up_id}&location_id={clinic.location_id}"
+    # The link opens a booking already set to that time (the token is rebuilt from the secret).
+    with database.session() as s:
+        offer = s.scalars(select(WaitlistOffer)).one()
+        link = f"https://book.lakeshorephysio.ca/w/{offer.id}/{offers.offer_token(SECRET, offer)}"
     assert link in sms.body
     assert len(sms.body) <= 160
 

@@ -15,6 +15,7 @@ from booking_service.context import db_session
 from booking_service.db import utcnow
 from booking_service.exercises import alerts
 from booking_service.exercises.models import ALERT_KINDS, ALERT_STATUSES
+from booking_service.triage import operations as triage
 
 _ID = f"int(max={MAX_ID})"
 STATUS_FILTERS = (*ALERT_STATUSES, "all")
@@ -75,7 +76,16 @@ def list_alerts(args):
 def acknowledge_alert(alert_id):
     """Acknowledge an alert; the patient's programs paused by alerts resume once none is open
 
-    Acknowledging twice changes nothing the second time.
+    Acknowledging twice changes nothing the second time. Acknowledged by a clinician (an admin
+    or a practitioner), the alert also leaves the console's triage queue.
     """
     user = g.staff_user
-    return _alert(alerts.acknowledge(db_session(), alert_id, user_id=user.id, now=utcnow(), practitioner_id=_scope()))
+    acknowledged = triage.acknowledge_alert(
+        db_session(),
+        alert_id,
+        user_id=user.id,
+        clinician=access.allows(actor(), "triage", "handle"),
+        now=utcnow(),
+        practitioner_id=_scope(),
+    )
+    return _alert(acknowledged)

@@ -176,6 +176,12 @@ FIELD_MESSAGES = {
     errors.PLAN_STARTS_MISMATCH: "Give exactly count starts (%(count)s, not %(given)s), or leave count out.",
     errors.PLAN_STARTS_OVERLAP: "Two of these starts overlap: one person cannot be in two visits at once.",
     errors.PLAN_PATIENT_ERASED: "This patient's data was erased: book under a new patient record.",
+    # The desk: patients' details and notes.
+    errors.BIRTH_DATE_INVALID: "Use a past date as YYYY-MM-DD, or null for none.",
+    errors.SMS_OPTED_OUT: "This number replied STOP: only a START text from it allows texts again.",
+    errors.NOTE_MISSING: "Give the note's text.",
+    errors.NOTE_TOO_LONG: "Keep the note under %(limit)s characters.",
+    errors.SAME_PATIENT: "Give two different patients.",
 }
 
 

@@ -420,6 +420,8 @@ class PatientSchema(Schema):
     sms_consent = fields.Boolean(required=True)
     email_consent = fields.Boolean(required=True)
     sms_opted_out = fields.Boolean(required=True, metadata={"description": "The phone replied STOP."})
+    exercise_sms_consent = fields.Boolean(required=True)
+    birth_date = fields.Date(allow_none=True, metadata={"description": "Given at the desk; may be null."})
 
 
 class IntakeOutSchema(Schema):
@@ -517,6 +519,28 @@ class PatientQuerySchema(Schema):
 
 class PatientListSchema(Schema):
     patients = fields.List(fields.Nested(PatientSchema), required=True)
+
+
+class PatientPatchSchema(Schema):
+    """Only the fields given change; the others keep their values."""
+
+    first_name = _text(80, min_length=1)
+    last_name = _text(80, min_length=1)
+    email = _text(254, allow_none=True, metadata={"description": "Null removes it (a phone must then remain)."})
+    phone = _text(
+        32,
+        allow_none=True,
+        metadata={"description": "E.164 or the clinic country's national format; null removes it."},
+    )
+    language = fields.String(validate=validate.OneOf(LANGUAGES, error="Use en or fr."))
+    birth_date = fields.Date(
+        allow_none=True, error_messages={"invalid": "Use a date as YYYY-MM-DD."}, metadata={"description": "Or null."}
+    )
+    sms_consent = fields.Boolean(
+        metadata={"description": "As the patient gave it. Cannot be granted for a number that replied STOP (422)."}
+    )
+    email_consent = fields.Boolean()
+    exercise_sms_consent = fields.Boolean()
 
 
 class PatientDetailSchema(PatientSchema):

@@ -162,6 +162,8 @@ def patient(p: Patient, *, opted_out: bool) -> dict:
         "sms_consent": p.sms_consent,
         "email_consent": p.email_consent,
         "sms_opted_out": opted_out,
+        "exercise_sms_consent": p.exercise_sms_consent,
+        "birth_date": p.birth_date,
     }
 
 

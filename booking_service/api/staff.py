@@ -18,6 +18,7 @@ from booking_service.api.schemas import (
     MessageListSchema,
     PatientDetailSchema,
     PatientListSchema,
+    PatientPatchSchema,
     PatientQuerySchema,
     StaffAppointmentDetailSchema,
     StaffAppointmentListSchema,
@@ -30,6 +31,7 @@ from booking_service.context import db_session
 from booking_service.db import utcnow
 from booking_service.errors import NotFound
 from booking_service.messaging.queries import messages_of
+from booking_service.patients import desk
 from booking_service.patients.queries import opted_out_phones, search_patients
 from booking_service.scheduling.operations import appointments_on
 from booking_service.scheduling.queries import appointments_of, patients_of
@@ -160,6 +162,38 @@ def staff_patient(patient_id):
     session = db_session()
     patient = queries.get_patient(session, patient_id)
     audit.record(session, "patient.view", "patient", patient.id, {"surface": "api"})
+    return _patient_detail(patient)
+
+
+@bp.route(f"/patients/<{_ID}:patient_id>", methods=["PATCH"], tags=["Staff"])
+@staff_required(bp)
+@bp.arguments(PatientPatchSchema)
+@bp.response(200, PatientDetailSchema)
+@documented_errors(404, 409, 422)
+def staff_update_patient(args, patient_id):
+    """Change a patient's name, contacts, language, date of birth or consents
+
+    Only the fields given change. Each change is recorded in the audit trail (which fields, not
+    their values) and each consent change in the consent history (source `staff`). A consent to
+    texts cannot be granted for a number that replied STOP: only a START text from that phone
+    lifts it (422, field `sms_consent`: `sms_opted_out`). A patient whose data was erased is a
+    409.
+    """
+    session = db_session()
+    clinic = get_clinic(session)
+    updated = desk.patch_details(
+        session,
+        patient_id,
+        dict(args),
+        country=clinic.country,
+        default_language=clinic.default_language,
+        now=utcnow(),
+    )
+    return _patient_detail(updated.patient)
+
+
+def _patient_detail(patient):
+    session = db_session()
     opted_out = opted_out_phones(session, [patient.phone])
     return {
         **serializers.patient(patient, opted_out=patient.phone in opted_out),

@@ -114,6 +114,8 @@ class ClinicSettings(Base):
     sms_daily_cap: Mapped[int] = mapped_column(Integer, default=1)
     sms_weekly_cap: Mapped[int] = mapped_column(Integer, default=3)
     follow_up_prompt: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A waitlist offer unanswered this long passes to the next person (waitlist.offers).
+    waitlist_offer_minutes: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
 
     __table_args__ = (
         CheckConstraint("late_cancellation_policy IN ('block', 'record')", name="late_cancellation_policy"),

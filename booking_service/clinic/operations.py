@@ -294,6 +294,7 @@ _RANGES: Mapping[str, tuple[int, int, str]] = {
     "cancellation_window_hours": (0, 168, "hours"),
     "sms_daily_cap": (0, 10, "texts"),
     "sms_weekly_cap": (0, 10, "texts"),
+    "waitlist_offer_minutes": (15, 1440, "minutes"),  # a waitlist offer's time to answer
 }
 POLICY_FIELDS = frozenset(
     {
@@ -388,7 +389,8 @@ def update_policy(session: Session, **fields: object) -> ClinicSettings:
     (``datetime.time``, local wall times bounding when messages may go out),
     ``reminder_rules`` (a list valid for :func:`booking_service.clinic.reminder_rules.parse_rules`),
     ``brand_color`` ``#rrggbb`` with at least 4.5:1 contrast against white (WCAG AA; buttons
-    carry white text), ``follow_up_prompt`` bool.
+    carry white text), ``follow_up_prompt`` bool, ``waitlist_offer_minutes`` 15-1440 (how long a
+    waitlist offer waits for an answer before it passes to the next person).
 
     Raises TypeError for an unknown keyword (a programming error), NotFound when the clinic is
     not set up, ValidationFailed naming every bad field (nothing is changed then). Returns the

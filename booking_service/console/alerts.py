@@ -12,6 +12,7 @@ from booking_service.console.common import clinic_or_none, run
 from booking_service.context import db_session, utcnow
 from booking_service.exercises import alerts
 from booking_service.patients.models import Patient
+from booking_service.triage import operations as triage
 
 KIND_LABELS = {"red_flag": "Red flag", "pain": "Pain jump", "urgent_booking": "Urgent booking"}
 RECENT = 20
@@ -40,8 +41,13 @@ def acknowledge(alert_id: int):
     back = request.form.get("back") == "progress"
 
     def operation() -> str:
-        alerts.acknowledge(
-            db_session(), alert_id, user_id=current_user.user_id, now=utcnow(), practitioner_id=practitioner_scope()
+        triage.acknowledge_alert(
+            db_session(),
+            alert_id,
+            user_id=current_user.user_id,
+            clinician=current_user.may("triage", "handle"),  # a clinician's acknowledgement also handles it
+            now=utcnow(),
+            practitioner_id=practitioner_scope(),
         )
         return "Alert acknowledged. The patient's exercise texts resume once no alert is open."
 

@@ -21,6 +21,7 @@ from booking_service.console import (
     booking,
     first_run,
     inbox,
+    patient_desk,
     patients,
     plans,
     programs,
@@ -29,6 +30,7 @@ from booking_service.console import (
     settings,
     setup,
     tokens,
+    triage,
     users,
     waitlist,
 )
@@ -91,6 +93,22 @@ bp.add_url_rule("/patients/<int:patient_id>/merge", "patient_merge", patients.me
 bp.add_url_rule("/patients/<int:patient_id>/plans/new", "plan_new", plans.new, methods=["GET", "POST"])
 bp.add_url_rule("/plans/<int:plan_id>", "plan", plans.show)
 bp.add_url_rule("/plans/<int:plan_id>/cancel", "plan_cancel", plans.cancel, methods=["POST"])
+# --- patients at the desk: a new patient, details, notes, two records side by side ----------------
+bp.add_url_rule("/patients/new", "patient_new", patient_desk.new_patient, methods=["GET", "POST"])
+bp.add_url_rule("/patients/<int:patient_id>/edit", "patient_edit", patient_desk.edit, methods=["GET", "POST"])
+bp.add_url_rule("/patients/<int:patient_id>/notes", "patient_note_add", patient_desk.note_add, methods=["POST"])
+bp.add_url_rule(
+    "/patients/<int:patient_id>/notes/<int:note_id>", "patient_note_edit", patient_desk.note_edit, methods=["POST"]
+)
+bp.add_url_rule("/patients/<int:patient_id>/compare", "patient_compare", patient_desk.compare)
+# --- the triage queue (shown on the day view; handled by clinicians) ------------------------------
+bp.add_url_rule(
+    "/triage/appointments/<int:appointment_id>/handled",
+    "triage_handle_appointment",
+    triage.handle_appointment,
+    methods=["POST"],
+)
+bp.add_url_rule("/triage/alerts/<int:alert_id>/handled", "triage_handle_alert", triage.handle_alert, methods=["POST"])
 # --- the exercise library and home exercise programs ---------------------------------------------
 bp.add_url_rule("/exercises", "exercises", programs.exercises)
 bp.add_url_rule("/exercises/new", "exercise_new", programs.exercise_form, methods=["GET", "POST"])
@@ -107,6 +125,8 @@ bp.add_url_rule("/waitlist", "waitlist", waitlist.index)
 bp.add_url_rule("/waitlist/<int:entry_id>/offered", "waitlist_offered", waitlist.offered, methods=["POST"])
 bp.add_url_rule("/waitlist/<int:entry_id>/offer", "waitlist_offer", waitlist.send_offer, methods=["POST"])
 bp.add_url_rule("/waitlist/<int:entry_id>/remove", "waitlist_remove", waitlist.remove, methods=["POST"])
+bp.add_url_rule("/waitlist/openings/<int:opening_id>/next", "waitlist_pass_on", waitlist.pass_on, methods=["POST"])
+bp.add_url_rule("/waitlist/openings/<int:opening_id>/close", "waitlist_close", waitlist.close, methods=["POST"])
 # --- schedule and settings (hours: practitioners view their own; saving is the desk's) ------------
 bp.add_url_rule("/hours", "hours", settings.hours)
 bp.add_url_rule("/hours", "hours_save", settings.hours_save, methods=["POST"])
@@ -222,6 +242,7 @@ def _template_helpers():
         "slot_value": slot_value,
         "status_labels": STATUS_LABELS,
         "may": _may,
+        "triage_panel": triage.panel,
     }
 
 

@@ -1,9 +1,14 @@
 """Booking for a caller: service, place, practitioner (or anyone) and a first day give free
-times; a time and the caller's details book it (``source="staff"``)."""
+times; a time and the caller's details book it (``source="staff"``).
+
+Before a booking would make a new patient record, the desk is shown the records that may be the
+same person (``patients.duplicates``: same phone, same e-mail, or a similar name with the same
+date of birth) and chooses: **use this patient** (the booking is theirs, with their details on
+file) or **a new patient** (a record is made first, then booked)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
@@ -11,6 +16,7 @@ from booking_service.clinic.queries import active_services, practitioners_for
 from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import (
     RED_FLAG_LABELS,
+    STAFF_FIELD_MESSAGES,
     choose_location,
     clinic_or_none,
     display_phone,
@@ -26,6 +32,8 @@ from booking_service.console.common import (
 from booking_service.context import db_session, settings, utcnow
 from booking_service.errors import DomainError
 from booking_service.messaging.queries import messages_of
+from booking_service.patients import desk
+from booking_service.patients.duplicates import exact_match, find_duplicates
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import RED_FLAGS
@@ -33,7 +41,12 @@ from booking_service.scheduling.queries import is_patient_of, staff_slots
 from booking_service.usecases.booking import BookingRequest, book
 
 SEARCH_DAYS = 7
-PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "language")
+PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "language", "birth_date")
+DUPLICATE_REASONS = {
+    "same_phone": "same mobile number",
+    "same_email": "same email",
+    "name_and_birth_date": "similar name, same date of birth",
+}
 MAX_FIELD = 254
 MAX_REASON = 2000
 CHANNEL_WORDS = {"email": "email", "sms": "text"}
@@ -109,12 +122,15 @@ def _prefill() -> dict:
         "phone": display_phone(patient.phone),
         "email": patient.email or "",
         "language": patient.language,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else "",
         "sms_consent": patient.sms_consent,
         "email_consent": patient.email_consent,
     }
 
 
-def _render(choice: dict, *, values: dict, errors: dict, error: str | None, status: int = 200):
+def _render(
+    choice: dict, *, values: dict, errors: dict, error: str | None, status: int = 200, duplicates: list | None = None
+):
     days, slots_error = _free_times(choice)
     clinic = clinic_or_none()
     return (
@@ -132,6 +148,8 @@ def _render(choice: dict, *, values: dict, errors: dict, error: str | None, stat
             default_language=clinic.default_language if clinic else "en",
             search_days=SEARCH_DAYS,
             is_practitioner=practitioner_scope("appointment", "book") is not None,
+            duplicates=duplicates or [],
+            duplicate_reasons=DUPLICATE_REASONS,
         ),
         status,
     )
@@ -146,6 +164,72 @@ def _confirmation_note(session, appointment_id: int, *, asked: bool) -> str:
         return "No confirmation could be sent: no email address, and no texts agreed to."
     words = " and ".join(CHANNEL_WORDS[c] for c in ("email", "sms") if c in channels)
     return f"A confirmation with the manage link goes by {words}."
+
+
+class _MaybeOnFile(Exception):
+    """The caller may already be on file: the desk chooses before anything is booked."""
+
+    def __init__(self, candidates: list) -> None:
+        super().__init__("possible duplicates")
+        self.candidates = candidates
+
+
+def _patient_of_choice(values: dict, details: PatientDetails, birth_date, *, now) -> PatientDetails:
+    """The details to book with, after the duplicate check.
+
+    ``patient_choice`` empty: raises _MaybeOnFile when records may be this caller and none is
+    plainly them. A patient's id: their details on file (the consents ticked now are added).
+    ``new``: a new record is made now with the typed details (ValidationFailed as it says).
+    """
+    session = db_session()
+    clinic = clinic_or_none()
+    country = clinic.country if clinic else "CA"
+    picked = values["patient_choice"]
+    scope = practitioner_scope()
+    if picked == "new":
+        patient = desk.create_patient(
+            session,
+            details,
+            birth_date=birth_date,
+            country=country,
+            default_language=clinic.default_language if clinic else "en",
+            now=now,
+        )
+        return _details_on_file(patient, details)
+    if picked.isdigit():
+        patient = session.get(Patient, int(picked))
+        if patient is None or patient.erased_at is not None:
+            abort(404)
+        if scope is not None and not is_patient_of(session, patient.id, scope):
+            abort(404)
+        return _details_on_file(patient, details)
+    candidates = find_duplicates(
+        session,
+        first_name=details.first_name,
+        last_name=details.last_name,
+        email=details.email,
+        phone=details.phone,
+        birth_date=birth_date if isinstance(birth_date, date) else None,
+        country=country,
+    )
+    if scope is not None:  # a practitioner sees only their own patients, here too
+        candidates = [c for c in candidates if is_patient_of(session, c.patient.id, scope)]
+    if candidates and exact_match(candidates, first_name=details.first_name, last_name=details.last_name) is None:
+        raise _MaybeOnFile(candidates)
+    return details
+
+
+def _details_on_file(patient: Patient, typed: PatientDetails) -> PatientDetails:
+    """Book for ``patient`` as recorded: the booking finds exactly this record."""
+    return PatientDetails(
+        first_name=patient.first_name,
+        last_name=patient.last_name,
+        email=patient.email,
+        phone=patient.phone,
+        language=patient.language,
+        sms_consent=typed.sms_consent,
+        email_consent=typed.email_consent,
+    )
 
 
 def start():
@@ -166,40 +250,63 @@ def submit():
         start=form.get("start", ""),
         no_confirmation=form.get("no_confirmation") == "yes",
     )
+    values["patient_choice"] = form.get("patient_choice", "").strip()[:12]
     start_at = parse_slot_value(values["start"])
     if start_at is None:
         return _render(choice, values=values, errors={"start": "Choose a time."}, error="Choose a time.", status=422)
     if choice["service_id"] is None or choice["location_id"] is None:
         abort(400)
+    session = db_session()
+    now = utcnow()
+    birth_date = desk.read_birth_date(values["birth_date"])
+    problem = desk.birth_date_problem(birth_date, now.date())
+    if problem:
+        return _render(
+            choice,
+            values=values,
+            errors={"birth_date": STAFF_FIELD_MESSAGES[problem]},
+            error="Some answers need fixing: see the marked fields.",
+            status=422,
+        )
+    details = PatientDetails(
+        first_name=values["first_name"],
+        last_name=values["last_name"],
+        phone=values["phone"] or None,
+        email=values["email"] or None,
+        language=values["language"] or None,
+        sms_consent=values["sms_consent"],
+        email_consent=values["email_consent"],
+    )
+    try:
+        details = _patient_of_choice(values, details, birth_date, now=now)
+    except _MaybeOnFile as shown:
+        return _render(choice, values=values, errors={}, error=None, duplicates=shown.candidates)
+    except DomainError as exc:
+        return _render(
+            choice, values=values, errors=staff_field_errors(exc), error=staff_message(exc), status=exc.status
+        )
     request_ = BookingRequest(
         service_id=choice["service_id"],
         location_id=choice["location_id"],
         practitioner_id=choice["practitioner_id"],
         start=start_at,
-        patient=PatientDetails(
-            first_name=values["first_name"],
-            last_name=values["last_name"],
-            phone=values["phone"] or None,
-            email=values["email"] or None,
-            language=values["language"] or None,
-            sms_consent=values["sms_consent"],
-            email_consent=values["email_consent"],
-        ),
+        patient=details,
         source="staff",
         intake_reason=values["reason"] or None,
         # The caller was asked every question: an unticked box is "not reported" (recorded as no).
         red_flags=values["red_flags"],
     )
-    session = db_session()
     try:
         booked = book(
-            session, request_, secret_key=settings().SECRET_KEY, now=utcnow(), confirm=not values["no_confirmation"]
+            session, request_, secret_key=settings().SECRET_KEY, now=now, confirm=not values["no_confirmation"]
         )
     except DomainError as exc:
         return _render(
             choice, values=values, errors=staff_field_errors(exc), error=staff_message(exc), status=exc.status
         )
     appointment = booked.appointment
+    if isinstance(birth_date, date):
+        desk.set_birth_date_if_missing(session, appointment.patient, birth_date, now=now)
     note = _confirmation_note(session, appointment.id, asked=not values["no_confirmation"])
     flash(
         f"Booked {appointment.patient.display_name} on {fmt_when(appointment.start_at, appointment.location.timezone)} "

@@ -309,6 +309,14 @@ STAFF_FIELD_MESSAGES = {
     errors.PLAN_STARTS_MISMATCH: "The plan has %(count)s visits but %(given)s times were given.",
     errors.PLAN_STARTS_OVERLAP: "Two of the visits overlap: choose another time for one of them.",
     errors.PLAN_PATIENT_ERASED: "This patient's data was erased: book under a new patient record.",
+    # The desk: patients' details and notes.
+    errors.BIRTH_DATE_INVALID: "Give a date of birth in the past (YYYY-MM-DD), or leave it empty.",
+    errors.SMS_OPTED_OUT: (
+        "This number replied STOP, so it gets no texts: only a START text from the patient's phone allows them again."
+    ),
+    errors.NOTE_MISSING: "Write the note first.",
+    errors.NOTE_TOO_LONG: "Keep the note under %(limit)s characters.",
+    errors.SAME_PATIENT: "Choose two different patients.",
 }
 
 

@@ -15,6 +15,7 @@ from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import clinic_or_none, run
 from booking_service.context import db_session, utcnow
 from booking_service.form_values import parse_int
+from booking_service.patients.desk import MAX_NOTE, notes_of
 from booking_service.patients.merge import CHOOSABLE, merge_patients
 from booking_service.patients.models import Patient
 from booking_service.patients.queries import (
@@ -26,6 +27,7 @@ from booking_service.patients.queries import (
 from booking_service.scheduling.plans import plans_of
 from booking_service.scheduling.plans import progress as plan_progress
 from booking_service.scheduling.queries import appointments_of, is_patient_of, patients_of
+from booking_service.staff.models import User
 
 MAX_QUERY = 100
 RESULTS = 50
@@ -88,7 +90,16 @@ def show(patient_id: int):
         if desk
         else [],
         choosable=CHOOSABLE,
+        **_desk_context(session, patient),
     )
+
+
+def _desk_context(session, patient: Patient) -> dict:
+    """The staff notes and their authors' names (``patients.desk``)."""
+    notes = notes_of(session, patient.id)
+    ids = {i for n in notes for i in (n.created_by_user_id, n.updated_by_user_id) if i}
+    authors = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    return {"notes": notes, "note_authors": {k: v for k, v in authors.items() if v}, "max_note": MAX_NOTE}
 
 
 def merge(patient_id: int):

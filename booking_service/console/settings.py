@@ -324,8 +324,12 @@ def _whole(raw: str) -> int | str:
     return int(raw) if _INT.match(raw) else raw
 
 
+# Optional on the form: a form without it (an older page) leaves the setting as it is.
+_OPTIONAL_NUMBER_FIELDS = ("waitlist_offer_minutes",)
+
+
 def _policy_values(clinic) -> dict:
-    values = {name: str(getattr(clinic, name)) for name in _NUMBER_FIELDS}
+    values = {name: str(getattr(clinic, name)) for name in (*_NUMBER_FIELDS, *_OPTIONAL_NUMBER_FIELDS)}
     values.update(
         late_cancellation_policy=clinic.late_cancellation_policy,
         brand_color=clinic.brand_color,
@@ -398,6 +402,12 @@ def policy():
     values = {name: form.get(name, "").strip() for name in (*_NUMBER_FIELDS, *_TEXT_FIELDS)}
     values.update(follow_up_prompt=form.get("follow_up_prompt") == "yes", rules=_posted_rules(form))
     changes: dict[str, object] = {name: _whole(values[name]) for name in _NUMBER_FIELDS}
+    for name in _OPTIONAL_NUMBER_FIELDS:
+        if name in form:
+            values[name] = form.get(name, "").strip()
+            changes[name] = _whole(values[name])
+        else:
+            values[name] = str(getattr(clinic, name))
     changes.update(
         late_cancellation_policy=values["late_cancellation_policy"],
         brand_color=values["brand_color"],

@@ -471,15 +471,25 @@ def waitlist_offer(
     location_name: str,
     link: str,
     now: datetime,
+    offer_id: int | None = None,
+    offer_nonce: str | None = None,
 ) -> list[OutboxMessage]:
     """Plan a ``waitlist_offer`` (due now; held for quiet hours by the worker) on every channel
     the patient agreed to: a time opened up (``start``, or any time when None), and a link to
     book it. Not transactional, so e-mail needs consent like SMS. Returns the rows planned;
-    offering the same entry the same time twice plans nothing."""
+    offering the same entry the same time twice plans nothing.
+
+    ``offer_id`` and ``offer_nonce``: an offer of a freed time's chain (``waitlist.offers``):
+    one set of rows per offer, and the link is rebuilt at send time from the nonce and the
+    secret key (``/w/<offer_id>/<token>``, a booking already set to that time), as a manage
+    link is; ``link`` stays the fallback."""
     payload = {"timezone": timezone, "location_name": location_name, "link": link}
     stamp = _stamp(start) if start is not None else "open"
     if start is not None:
         payload["start"] = start.astimezone(UTC).isoformat()
+    if offer_id is not None:
+        payload.update(offer_id=offer_id, offer_nonce=offer_nonce)
+        stamp = f"{stamp}:o{offer_id}"
     rows = []
     for channel, allowed, to in (
         ("email", email_allowed(patient, transactional=False), patient.email),

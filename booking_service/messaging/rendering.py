@@ -407,6 +407,10 @@ def _context(message: Any, *, settings: Any, clinic: Any, now: datetime, lang: s
         tz = ZoneInfo(payload.get("timezone") or getattr(clinic, "timezone", None) or "America/Toronto")
         ctx["when"] = format_when(datetime.fromisoformat(payload["start"]), tz, lang, short=sms)
         ctx["location_name"] = text(payload.get("location_name"), strict=True)
+        secret = _get(settings, "SECRET_KEY")
+        if payload.get("offer_id") and payload.get("offer_nonce") and secret:
+            token = tokens.link_token(secret, payload["offer_nonce"], purpose="waitlist")
+            ctx["link"] = base_url + tokens.waitlist_offer_path(payload["offer_id"], token)
     if appointment is not None:
         location = appointment.location
         tz = ZoneInfo(location.timezone)

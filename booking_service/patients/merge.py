@@ -13,17 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from booking_service import audit
+from booking_service import audit, errors
 from booking_service.db import Base, write_transaction
 from booking_service.errors import Conflict, NotFound, ValidationFailed
 from booking_service.patients.models import Patient
 
 # What staff may take from the merged record; each consent follows the contact it is about.
-CHOOSABLE = ("name", "email", "phone", "language")
+CHOOSABLE = ("name", "email", "phone", "language", "birth_date")
 _CONSENTS_OF = {"email": ("email_consent",), "phone": ("sms_consent", "exercise_sms_consent")}
 
 
@@ -56,7 +56,7 @@ def merge_patients(
     """
     write_transaction(session)
     if keep_id == merge_id:
-        raise ValidationFailed("Choose two different patients.", fields={"merge_id": "same_patient"})
+        raise ValidationFailed(errors.INVALID, fields={"merge_id": errors.SAME_PATIENT})
     unknown = set(take) - set(CHOOSABLE)
     if unknown:
         raise ValidationFailed("Unknown detail to take.", fields={"take": ", ".join(sorted(unknown))})
@@ -75,7 +75,7 @@ def merge_patients(
         with session.begin_nested():
             session.flush()  # the details taken, before the bulk updates below expire the objects
             moved = _move_rows(session, kept.id, merged.id)
-            _readdress_pending(session, kept, old_contacts)
+            readdress_pending(session, kept, old_contacts)
             session.delete(merged)
             kept.updated_at = now
             session.flush()
@@ -85,7 +85,8 @@ def merge_patients(
                 "These two records have visits at the same time. Cancel or move one of them, then merge."
             ) from None
         raise
-    audit.record(session, "patient.merge", "patient", keep_id, {"merged_id": merge_id}, patient_id=keep_id, now=now)
+    detail = {"merged_id": merge_id, "took": sorted(take), "moved": [f"{t}:{n}" for t, n in sorted(moved.items())]}
+    audit.record(session, "patient.merge", "patient", keep_id, detail, patient_id=keep_id, now=now)
     return Merged(kept=kept, moved=moved)
 
 
@@ -109,6 +110,8 @@ def _take_details(kept: Patient, merged: Patient, take: frozenset[str]) -> None:
         kept.first_name, kept.last_name = merged.first_name, merged.last_name
     if "language" in take:
         kept.language = merged.language
+    if "birth_date" in take or kept.birth_date is None:  # a date the kept record lacks is simply filled
+        kept.birth_date = merged.birth_date or kept.birth_date
     if "email" in take:
         kept.email = merged.email
     if "phone" in take:
@@ -119,6 +122,23 @@ def _take_details(kept: Patient, merged: Patient, take: frozenset[str]) -> None:
                 setattr(kept, flag, getattr(merged, flag))
     if kept.possible_duplicate_of_id == merged.id:
         kept.possible_duplicate_of_id = None
+
+
+def rows_keyed_by(session: Session, patient_id: int) -> dict[str, int]:
+    """How many rows of each table point at the patient: what a merge would move (the desk's
+    side-by-side comparison). Tables with none are left out."""
+    import booking_service.models  # noqa: F401  (completes Base.metadata)
+
+    counts: dict[str, int] = {}
+    for table in Base.metadata.sorted_tables:
+        if table.name == "patients":
+            continue
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "patients" and fk.column.name == "id":
+                found = session.scalar(select(func.count()).select_from(table).where(fk.parent == patient_id))
+                if found:
+                    counts[table.name] = counts.get(table.name, 0) + found
+    return counts
 
 
 def _move_rows(session: Session, keep_id: int, merge_id: int) -> dict[str, int]:
@@ -144,8 +164,9 @@ def _move_rows(session: Session, keep_id: int, merge_id: int) -> dict[str, int]:
     return moved
 
 
-def _readdress_pending(session: Session, kept: Patient, old: dict[str, str | None]) -> None:
-    """Pending messages to the merged record's old email or phone go to the kept record's."""
+def readdress_pending(session: Session, kept: Patient, old: dict[str, str | None]) -> None:
+    """Pending messages of ``kept`` to an old email or phone (``old``: the merged record's, or
+    the record's own before staff changed it) go to its current one on that channel."""
     from booking_service.outbox.models import OutboxMessage  # the outbox row's address, nothing more
 
     for channel, contact, new in (("email", old["email"], kept.email), ("sms", old["phone"], kept.phone)):

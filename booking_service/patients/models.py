@@ -3,9 +3,9 @@ details a visitor has typed so far, held server side)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import Base, UTCDateTime, utcnow
@@ -25,6 +25,8 @@ class Patient(Base):
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     exercise_sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Given at the desk (optional): tells two people of the same name apart (patients.duplicates).
+    birth_date: Mapped[date | None] = mapped_column(Date, index=True)
     # Set when a provider says the number cannot receive texts (invalid, landline).
     phone_invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when an unauthenticated channel (pages, public API, waitlist) gave details that match
@@ -46,6 +48,22 @@ class Patient(Base):
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+class PatientNote(Base):
+    """A staff note on the patient's record: for staff only (admin, front desk, practitioners),
+    never in a message to the patient. Edits keep who and when; the audit trail records each
+    change without the text."""
+
+    __tablename__ = "patient_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConsentEvent(Base):

@@ -21,7 +21,7 @@ def new_nonce() -> str:
 
 
 def link_token(secret_key: str, nonce: str, *, purpose: str) -> str:
-    """The token of a patient link; ``purpose`` (``manage``, ``program``) keeps the links of
+    """The token of a patient link; ``purpose`` (``manage``, ``program``, ``waitlist``) keeps the links of
     different pages apart even if two nonces were ever equal."""
     digest = hmac.new(secret_key.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:TOKEN_LENGTH]
@@ -43,3 +43,9 @@ def manage_path(token: str) -> str:
 def program_path(token: str) -> str:
     """The patient's home-exercise program page; short for the same reason."""
     return f"/p/{token}"
+
+
+def waitlist_offer_path(offer_id: int, token: str) -> str:
+    """A waitlist offer's link (``purpose="waitlist"``): a booking set to the freed time. The id
+    finds the offer; the token (HMAC of its nonce) proves the link was the clinic's."""
+    return f"/w/{offer_id}/{token}"

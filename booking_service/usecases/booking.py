@@ -64,6 +64,7 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
     if appointment.triage == "urgent":  # a red-flag screen answered yes: the clinic hears now
         alerts.urgent_booking(session, appointment, now=now)
     count_on_commit(session, BOOKINGS, source=request.source)  # clinic_bookings_total
+    offers.time_taken(session, appointment, now=now)  # a freed time taken: by someone waiting for it?
     return booked
 
 
@@ -71,15 +72,28 @@ def reschedule(
     session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool
 ) -> Appointment:
     """Move the appointment; its pending reminders are superseded and re-planned, and the
-    patient is told of the new time."""
+    patient is told of the new time. The time it left is offered down the waitlist
+    (``waitlist.offers.time_freed``)."""
     moved = operations.move(session, appointment_id, new_start, now=now, by_patient=by_patient)
+    clinic = get_clinic(session)
     planning.rescheduled(
         session,
         moved.appointment,
-        clinic=get_clinic(session),
+        clinic=clinic,
         now=now,
         by_patient=by_patient,
         old_start=moved.old_start,
+    )
+    appointment = moved.appointment
+    offers.time_taken(session, appointment, now=now)
+    offers.time_freed(
+        session,
+        appointment,
+        start=moved.old_start,
+        end=moved.old_start + (appointment.end_at - appointment.start_at),
+        reason="rescheduled",
+        clinic=clinic,
+        now=now,
     )
     audit.record(
         session,
@@ -97,11 +111,19 @@ def cancel(
     session: Session, appointment_id: int, *, now: datetime, by_patient: bool, reason: str | None = None
 ) -> Appointment:
     """Cancel: stops every pending message, plans the cancellation notice, and offers the freed
-    time to the longest-waiting matching waitlist entry, if any."""
+    time down the waitlist (``waitlist.offers.time_freed``: the longest-waiting match first)."""
     appointment = operations.cancel_appointment(session, appointment_id, now=now, by_patient=by_patient, reason=reason)
     clinic = get_clinic(session)
     planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
-    offers.offer_freed_time(session, appointment, clinic=clinic, now=now)
+    offers.time_freed(
+        session,
+        appointment,
+        start=appointment.start_at,
+        end=appointment.end_at,
+        reason="cancelled",
+        clinic=clinic,
+        now=now,
+    )
     audit.record(
         session,
         "appointment.cancel",

@@ -30,7 +30,7 @@ from booking_service import audit
 from booking_service.db import write_transaction
 from booking_service.errors import Conflict, NotFound, ValidationFailed
 from booking_service.outbox.models import OutboxMessage
-from booking_service.patients.models import ConsentEvent, Patient
+from booking_service.patients.models import ConsentEvent, Patient, PatientNote
 from booking_service.scheduling.models import Appointment
 from booking_service.usecases import booking
 from booking_service.usecases.export import inbound_of
@@ -125,12 +125,23 @@ def _waitlist(session: Session, patient: Patient, now: datetime) -> int:
     return count
 
 
+def _notes(session: Session, patient: Patient, now: datetime) -> int:
+    result = session.execute(
+        update(PatientNote)
+        .where(PatientNote.patient_id == patient.id)
+        .values(body="")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
 def _patient(session: Session, patient: Patient, now: datetime) -> int:
     patient.first_name = ERASED_NAME
     patient.last_name = ERASED_NAME
     patient.email = None
     patient.phone = None
     patient.phone_invalid_at = None
+    patient.birth_date = None
     patient.sms_consent = patient.email_consent = patient.exercise_sms_consent = False
     patient.erased_at = now
     patient.updated_at = now
@@ -145,6 +156,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("inbound_texts", _inbound),
     ("consent_events", _consents),
     ("waitlist_entries", _waitlist),
+    ("patient_notes", _notes),
     # ("exercise_programs", exercises.erase.of_patient): clear pain notes and free-text logs.
     ("patient", _patient),
 )

@@ -19,7 +19,7 @@ from booking_service import audit
 from booking_service.errors import NotFound
 from booking_service.messaging.models import InboundMessage
 from booking_service.outbox.models import OutboxMessage
-from booking_service.patients.models import ConsentEvent, Patient
+from booking_service.patients.models import ConsentEvent, Patient, PatientNote
 from booking_service.scheduling.models import Appointment, TreatmentPlan
 from booking_service.waitlist.models import WaitlistEntry
 
@@ -99,6 +99,13 @@ def _plans(session: Session, patient: Patient) -> list[dict]:
     return [{**_columns(p), "appointment_ids": [a.id for a in p.appointments]} for p in rows]
 
 
+def _notes(session: Session, patient: Patient) -> list[dict]:
+    rows = session.scalars(
+        select(PatientNote).where(PatientNote.patient_id == patient.id).order_by(PatientNote.created_at)
+    )
+    return [_columns(n) for n in rows]
+
+
 Section = Callable[[Session, Patient], Any]
 SECTIONS: tuple[tuple[str, Section], ...] = (
     ("patient", _patient),
@@ -108,6 +115,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("inbound_texts", _inbound),
     ("waitlist_entries", _waitlist),
     ("treatment_plans", _plans),
+    ("patient_notes", _notes),
     # ("exercise_programs", exercises.export.of_patient): programs, their versions and logs.
 )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import case, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import case, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from booking_service.clinic.models import Location, Practitioner, Service
-from booking_service.waitlist.models import WaitlistEntry
+from booking_service.scheduling.models import Appointment
+from booking_service.waitlist.models import WaitlistEntry, WaitlistOffer, WaitlistOpening
 
 OPEN_STATUSES = ("waiting", "offered")
 
@@ -38,3 +40,29 @@ def open_entries(session: Session, *, location_id: int | None = None, limit: int
         case((WaitlistEntry.status == "waiting", 0), else_=1), WaitlistEntry.created_at, WaitlistEntry.id
     ).limit(limit)
     return [WaitlistRow(*row) for row in session.execute(query).unique()]
+
+
+@dataclass(frozen=True)
+class OpeningRow:
+    opening: WaitlistOpening
+    service: Service
+    location: Location
+    practitioner: Practitioner
+    booked: Appointment | None  # the booking that filled it
+
+
+def openings(session: Session, *, since: datetime, limit: int = 50) -> list[OpeningRow]:
+    """Freed times still being offered, then those closed since ``since``, newest first, each
+    with its chain of offers (entry and patient loaded): the waitlist page's history."""
+    query = (
+        select(WaitlistOpening, Service, Location, Practitioner, Appointment)
+        .options(selectinload(WaitlistOpening.offers).joinedload(WaitlistOffer.entry).joinedload(WaitlistEntry.patient))
+        .join(Service, WaitlistOpening.service_id == Service.id)
+        .join(Location, WaitlistOpening.location_id == Location.id)
+        .join(Practitioner, WaitlistOpening.practitioner_id == Practitioner.id)
+        .outerjoin(Appointment, WaitlistOpening.booked_appointment_id == Appointment.id)
+        .where(or_(WaitlistOpening.status == "open", WaitlistOpening.closed_at >= since))
+        .order_by(case((WaitlistOpening.status == "open", 0), else_=1), WaitlistOpening.created_at.desc())
+        .limit(limit)
+    )
+    return [OpeningRow(*row) for row in session.execute(query)]

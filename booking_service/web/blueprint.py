@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.form_values import asset_url
-from booking_service.web import booking, i18n, manage, program, waitlist
+from booking_service.web import booking, i18n, manage, program, waitlist, waitlist_offer
 from booking_service.web.common import HONEYPOT_FIELD, current_clinic, page, private
 from booking_service.web.theme import palette
 
@@ -32,6 +32,7 @@ bp.add_url_rule("/book/confirmed", "confirmed", booking.confirmed)
 # --- the waitlist ------------------------------------------------------------------------------------
 bp.add_url_rule("/waitlist", "waitlist", write_limit(waitlist.join), methods=["GET", "POST"])
 bp.add_url_rule("/waitlist/joined", "waitlist_joined", waitlist.joined)
+bp.add_url_rule("/w/<int:offer_id>/<token>", "waitlist_offer", waitlist_offer.open_offer)  # offers link here
 # --- the manage link (contract: messages link to /m/<token>) ---------------------------------------
 bp.add_url_rule("/m/<token>", "manage", manage.show)
 bp.add_url_rule("/m/<token>/calendar.ics", "calendar", manage.calendar)

@@ -1,0 +1,1 @@
+"""The triage queue: urgent bookings and clinical alerts waiting for a clinician."""
