@@ -189,6 +189,13 @@ TEXT_TOO_LONG = "text_too_long"
 MEDIA_URL_INVALID = "media_url_invalid"
 EXERCISES_TOO_MANY = "exercises_too_many"
 PRACTITIONER_NOT_YOURS = "practitioner_not_yours"
+# Staff placing an appointment at a time that is not one of the free times, and moves to a
+# colleague or another location (the live day view; ``scheduling.operations``).
+OUTSIDE_HOURS_REASON_MISSING = "outside_hours_reason_missing"  # params: name
+START_IN_PAST = "start_in_past"
+PRACTITIONER_BUSY_THEN = "practitioner_busy_then"  # params: name
+LOCATION_CLOSED_THAT_DAY = "location_closed_that_day"  # params: location, day
+PRACTITIONER_NEEDED = "practitioner_needed"
 
 
 def _constants(first: str, last: str) -> frozenset[str]:
@@ -200,7 +207,7 @@ def _constants(first: str, last: str) -> frozenset[str]:
 REASONS = _constants("NOT_FOUND", "USER_DEACTIVATED")
 FIELD_CODES = _constants("FIRST_NAME_MISSING", "PASSWORD_LENGTH")
 # Rules only staff meet (the API and the console word them; the patient pages never show them).
-STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NOT_YOURS")
+STAFF_FIELD_CODES = _constants("EXERCISES_MISSING", "PRACTITIONER_NEEDED")
 
 
 class NotFound(DomainError):
