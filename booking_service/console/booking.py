@@ -4,6 +4,7 @@ times; a time and the caller's details book it (``source="staff"``)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
@@ -18,7 +19,9 @@ from booking_service.console.common import (
     local_today,
     parse_date,
     parse_int,
+    parse_local_start,
     parse_slot_value,
+    slot_value,
     slots_by_day,
     staff_field_errors,
     staff_message,
@@ -28,6 +31,7 @@ from booking_service.errors import DomainError
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import RED_FLAGS
+from booking_service.scheduling.operations import MAX_OUTSIDE_HOURS_REASON
 from booking_service.scheduling.queries import is_patient_of, staff_slots
 from booking_service.usecases.booking import BookingRequest, book
 
@@ -35,6 +39,8 @@ SEARCH_DAYS = 7
 PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "language")
 MAX_FIELD = 254
 MAX_REASON = 2000
+# Fields the booking form shows its errors beside; any other field's error joins the message.
+SHOWN_FIELDS = frozenset({*PATIENT_FIELDS, "start", "outside_hours_reason"})
 
 
 def _choice(form) -> dict:
@@ -112,9 +118,25 @@ def _prefill() -> dict:
     }
 
 
+def _typed(choice: dict, values: dict, days: list) -> dict:
+    """The "or type a time" fields: as typed, else the asked-for start (a free cell of the day
+    board) when it is not one of the free times shown."""
+    if values.get("custom_time") or values.get("outside_hours_reason"):
+        return values
+    start = parse_slot_value(values.get("start"))
+    shown = {slot_value(slot.start) for _day, found in days for slot in found}
+    if start is None or choice["location"] is None or slot_value(start) in shown:
+        return {}
+    local = start.astimezone(ZoneInfo(choice["location"].timezone))
+    return {"custom_date": local.date().isoformat(), "custom_time": local.strftime("%H:%M")}
+
+
 def _render(choice: dict, *, values: dict, errors: dict, error: str | None, status: int = 200):
     days, slots_error = _free_times(choice)
     clinic = clinic_or_none()
+    others = [words for field, words in errors.items() if field not in SHOWN_FIELDS]
+    if others:
+        error = " ".join([error or "", *others]).strip()
     return (
         render_template(
             "staff/book.html",
@@ -130,14 +152,21 @@ def _render(choice: dict, *, values: dict, errors: dict, error: str | None, stat
             default_language=clinic.default_language if clinic else "en",
             search_days=SEARCH_DAYS,
             is_practitioner=practitioner_scope("appointment", "book") is not None,
+            custom=_typed(choice, values, days),
+            tz=choice["location"].timezone if choice["location"] else "UTC",
+            max_reason=MAX_OUTSIDE_HOURS_REASON,
         ),
         status,
     )
 
 
 def start():
-    """GET: the choice form, the free times and the caller's details form."""
-    return _render(_choice(request.args), values=_prefill(), errors={}, error=None)
+    """GET: the choice form, the free times and the caller's details form. ``?start=`` (a free
+    cell of the day board) is chosen when it is one of the free times, else typed in."""
+    values = _prefill()
+    if request.args.get("start"):
+        values["start"] = request.args.get("start", "")[:40]
+    return _render(_choice(request.args), values=values, errors={}, error=None)
 
 
 def submit():
@@ -151,8 +180,13 @@ def submit():
         reason=form.get("reason", "").strip()[:MAX_REASON],
         red_flags={key: form.get(f"rf_{key}") == "yes" for key in RED_FLAGS},
         start=form.get("start", ""),
+        custom_date=form.get("custom_date", "").strip()[:10],
+        custom_time=form.get("custom_time", "").strip()[:5],
+        outside_hours_reason=form.get("outside_hours_reason", "").strip()[: MAX_OUTSIDE_HOURS_REASON * 2],
     )
     start_at = parse_slot_value(values["start"])
+    if values["custom_time"] and choice["location"] is not None:
+        start_at = parse_local_start(values["custom_date"], values["custom_time"], choice["location"].timezone)
     if start_at is None:
         return _render(choice, values=values, errors={"start": "Choose a time."}, error="Choose a time.", status=422)
     if choice["service_id"] is None or choice["location_id"] is None:
@@ -174,6 +208,7 @@ def submit():
         source="staff",
         intake_reason=values["reason"] or None,
         red_flags={key: True for key, said_yes in values["red_flags"].items() if said_yes},
+        outside_hours_reason=values["outside_hours_reason"] or None,
     )
     session = db_session()
     try:
