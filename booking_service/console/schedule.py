@@ -5,18 +5,22 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 
-from flask import Response, abort, render_template, request, url_for
+from flask import Response, abort, current_app, render_template, request, url_for
 
 from booking_service import audit
 from booking_service.clinic.models import Location
 from booking_service.console.auth import practitioner_scope
 from booking_service.console.common import (
     RED_FLAG_LABELS,
+    STATUS_LABELS,
     choose_location,
-    clinic_or_none,
+    fmt_day,
+    fmt_time,
+    local_iso,
     local_today,
     parse_date,
     parse_int,
+    slot_value,
 )
 from booking_service.context import db_session, utcnow
 from booking_service.messaging.queries import appointments_with_failures
@@ -25,28 +29,28 @@ from booking_service.scheduling.queries import WEEK_DAYS, day_schedule, week_sch
 
 # Bump when the board's markup changes, so open day views fetch the new markup.
 BOARD_VERSION = "1"
+# The grid's rows when the clinic has no slot step (it always has one: the column's default).
+DEFAULT_STEP = 15
 # How often an open day view asks whether anything changed (milliseconds; docs/architecture.md).
 POLL_MS = 4000
 
 
-def _step_minutes() -> int:
-    clinic = clinic_or_none()
-    return clinic.slot_step_minutes if clinic is not None and clinic.slot_step_minutes else 15
-
-
-def _etag(location: Location, day: date, *, include_cancelled: bool, step: int) -> str:
-    """The board's ETag: the change token of the day, with everything else the markup depends
-    on (who looks, the options, which slot step "now" is in)."""
+def _etag(location: Location, day: date, *, include_cancelled: bool) -> tuple[str, int]:
+    """(the board's ETag, the clinic's slot step): the change token of the day (one statement,
+    the slot step included), with everything else the markup depends on (who looks, the
+    options, which slot step "now" is in)."""
     scope = practitioner_scope()
     token = day_change_token(db_session(), day, location=location, practitioner_id=scope)
+    step = token[-1] or DEFAULT_STEP
     bucket = now_bucket(day, location=location, step_minutes=step, now=utcnow())
-    raw = repr((BOARD_VERSION, token, location.id, day.isoformat(), scope, include_cancelled, step, bucket))
-    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+    raw = repr((BOARD_VERSION, token, location.id, day.isoformat(), scope, include_cancelled, bucket))
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest(), step
 
 
 def _board_context(location: Location, day: date, *, include_cancelled: bool, step: int) -> dict:
     session = db_session()
     now = utcnow()
+    tz = location.timezone
     board = day_board(
         session,
         day,
@@ -56,20 +60,54 @@ def _board_context(location: Location, day: date, *, include_cancelled: bool, st
         practitioner_id=practitioner_scope(),
         include_cancelled=include_cancelled,
     )
+    # What every cell of a row or column repeats, formatted once (the board has hundreds of cells).
+    rows = [
+        {
+            "label": fmt_time(start, tz),
+            "iso": local_iso(start, tz),
+            "slot": slot_value(start),
+            "key": start.strftime("%Y%m%d%H%M"),
+        }
+        for start in board.rows
+    ]
+    visits = [visit for column in board.columns for cell in column.cells if cell for visit in cell.appointments]
+    times = {
+        v.id: (fmt_time(v.start_at, tz), local_iso(v.start_at, tz), fmt_time(v.end_at, tz), local_iso(v.end_at, tz))
+        for v in (*visits, *board.cancelled)
+    }
     return {
         "board": board,
+        "rows": rows,
+        "times": times,
+        # /staff/appointments/<id> and its /status, built by joining ids (url_for for each of a
+        # hundred visits costs more than the rest of a row's markup).
+        "visit_base": url_for("console.appointment", appointment_id=1).removesuffix("1"),
+        "names": [column.practitioner.display_name for column in board.columns],
         "location": location,
-        "tz": location.timezone,
+        "tz": tz,
         "day": day,
         "today": local_today(location),
         "failed": appointments_with_failures(session, board.ids),
         "colour_of": colour_of,
         "book_base": url_for("console.book", location=location.id, date=day.isoformat()),
         "check_in_from": now + timedelta(hours=2),
-        "now": now,
         "here": url_for("console.day", date=day.isoformat(), location=location.id),
         "include_cancelled": include_cancelled,
     }
+
+
+def _render_board(context: dict) -> str:
+    """The board alone. Rendered without the console's context processor: a fragment has no
+    navigation, so it needs none of its counts (two queries on every poll), only the helpers
+    the board uses."""
+    template = current_app.jinja_env.get_template("staff/_board.html")
+    return template.render(
+        **context,
+        fmt_time=fmt_time,
+        fmt_day=fmt_day,
+        local_iso=local_iso,
+        status_labels=STATUS_LABELS,
+    )
 
 
 def day():
@@ -90,8 +128,7 @@ def day():
         "board": None,
     }
     if location is not None:
-        step = _step_minutes()
-        values["etag"] = _etag(location, shown, include_cancelled=include_cancelled, step=step)
+        values["etag"], step = _etag(location, shown, include_cancelled=include_cancelled)
         values.update(_board_context(location, shown, include_cancelled=include_cancelled, step=step))
         values["live_url"] = url_for(
             "console.day_fragment",
@@ -118,14 +155,13 @@ def day_fragment():
     location = _location_arg()
     shown = parse_date(request.args.get("date")) or local_today(location)
     include_cancelled = request.args.get("cancelled") == "1"
-    step = _step_minutes()
-    etag = _etag(location, shown, include_cancelled=include_cancelled, step=step)
+    etag, step = _etag(location, shown, include_cancelled=include_cancelled)
     if request.if_none_match.contains(etag):
         response = Response(status=304)
         response.set_etag(etag)
         return response
     context = _board_context(location, shown, include_cancelled=include_cancelled, step=step)
-    response = Response(render_template("staff/_board.html", **context), mimetype="text/html")
+    response = Response(_render_board(context), mimetype="text/html")
     response.set_etag(etag)
     return response
 

@@ -15,27 +15,56 @@ Read-only; each function takes a session and plain values.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from booking_service.clinic.models import Closure, Location, Practitioner, Service, TimeOff, WorkingHours
+from booking_service.clinic.models import (
+    ClinicSettings,
+    Closure,
+    Location,
+    Practitioner,
+    Service,
+    TimeOff,
+    WorkingHours,
+)
 from booking_service.patients.models import Patient
 from booking_service.scheduling import availability, slots
 from booking_service.scheduling.models import Appointment
-from booking_service.scheduling.operations import appointments_on
-from booking_service.scheduling.queries import _merge, _practitioners_working
+from booking_service.scheduling.queries import _practitioners_working
 
 # Colours of services on the board (staff.css ``.svc-0`` .. ``.svc-7``): a service keeps its
 # colour from day to day (its id modulo the palette); the text always names it as well.
 PALETTE = 8
 # Shown when nobody works that day and nothing is booked.
 DEFAULT_HOURS = (time(8), time(18))
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """What the board shows of one appointment, read with one Core statement (hundreds of ORM
+    objects with every column would cost more than the rest of the board)."""
+
+    id: int
+    practitioner_id: int
+    practitioner_name: str
+    service_id: int
+    service_name: str
+    patient_name: str
+    start_at: datetime
+    end_at: datetime
+    busy_until: datetime
+    status: str
+    triage: str
+    confirmed_at: datetime | None
+    outside_hours_reason: str | None
+    late_cancellation: bool
 
 
 @dataclass(frozen=True)
@@ -54,7 +83,7 @@ class Cell:
     span: int
     start: datetime
     end: datetime
-    appointments: tuple[Appointment, ...] = ()
+    appointments: tuple[Visit, ...] = ()
     free_minutes: int = 0
     bookable: bool = False
 
@@ -76,8 +105,8 @@ class Board:
     step: timedelta
     rows: list[datetime]  # the UTC instant each row starts
     columns: list[Column]
-    cancelled: list[Appointment]  # shown under the grid: all when asked for, else late ones only
-    services: list[Service]  # the legend: services on the board, by name
+    cancelled: list[Visit]  # shown under the grid: all when asked for, else late ones only
+    services: list[tuple[int, str]]  # the legend: (id, name) of the services on the board, by name
     closed: bool  # the location is closed that day
     now_row: int | None  # the row holding "now" (today only)
     ids: list[int] = field(default_factory=list)  # every appointment shown (for the failure marks)
@@ -88,6 +117,38 @@ def colour_of(service_id: int) -> int:
 
 
 # --- the change token ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _token_query(scoped: bool) -> Select:
+    """The statement of :func:`day_change_token`, built once with bound parameters (building it
+    costs more than running it; see ``slots._calendar_queries``); ``scoped``: one practitioner's."""
+    a, p = Appointment.__table__.c, Patient.__table__.c
+    hours, away, closures = WorkingHours.__table__.c, TimeOff.__table__.c, Closure.__table__.c
+    location_id, start, end, day = (bindparam(name) for name in ("location_id", "start", "end", "day"))
+    visits = [a.location_id == location_id, a.start_at >= start, a.start_at < end]
+    if scoped:
+        visits.append(a.practitioner_id == bindparam("practitioner_id"))
+    hours_where = (hours.location_id == location_id,)
+    away_where = (away.start_at < end, away.end_at > start)
+    closed_where = (closures.day == day, or_(closures.location_id.is_(None), closures.location_id == location_id))
+    return (
+        select(
+            func.count(),
+            func.coalesce(func.sum(a.revision), 0),
+            func.max(a.updated_at),
+            func.max(p.updated_at),
+            select(func.count()).where(*hours_where).scalar_subquery(),
+            select(func.coalesce(func.max(hours.id), 0)).where(*hours_where).scalar_subquery(),
+            select(func.count()).where(*away_where).scalar_subquery(),
+            select(func.coalesce(func.max(away.id), 0)).where(*away_where).scalar_subquery(),
+            select(func.count()).where(*closed_where).scalar_subquery(),
+            select(func.coalesce(func.max(closures.id), 0)).where(*closed_where).scalar_subquery(),
+            select(ClinicSettings.slot_step_minutes).where(ClinicSettings.id == 1).scalar_subquery(),
+        )
+        .select_from(Appointment.__table__.join(Patient.__table__, a.patient_id == p.id))
+        .where(*visits)
+    )
 
 
 def day_change_token(session: Session, day: date, *, location: Location, practitioner_id: int | None = None) -> tuple:
@@ -101,36 +162,14 @@ def day_change_token(session: Session, day: date, *, location: Location, practit
       corrected name). A row that moves in raises the latest ``updated_at``; one that moves out
       (another day, place or colleague) lowers the count or the sum;
     - the location's working hours (saving hours replaces the rows: count and highest id),
-      time off overlapping the day, and closures of that day (count and highest id each).
+      time off overlapping the day, and closures of that day (count and highest id each);
+    - last, the clinic's slot step (the grid's rows), so the caller needs no other query.
     """
-    tz = ZoneInfo(location.timezone)
-    bounds = availability.local_day_bounds(day, tz)
-    a, p = Appointment.__table__.c, Patient.__table__.c
-    hours, away, closures = WorkingHours.__table__.c, TimeOff.__table__.c, Closure.__table__.c
-
-    visits = [a.location_id == location.id, a.start_at >= bounds.start, a.start_at < bounds.end]
+    bounds = availability.local_day_bounds(day, ZoneInfo(location.timezone))
+    params = {"location_id": location.id, "start": bounds.start, "end": bounds.end, "day": day}
     if practitioner_id is not None:
-        visits.append(a.practitioner_id == practitioner_id)
-    hours_where = (hours.location_id == location.id,)
-    away_where = (away.start_at < bounds.end, away.end_at > bounds.start)
-    closed_where = (closures.day == day, or_(closures.location_id.is_(None), closures.location_id == location.id))
-    query = (
-        select(
-            func.count(),
-            func.coalesce(func.sum(a.revision), 0),
-            func.max(a.updated_at),
-            func.max(p.updated_at),
-            select(func.count()).where(*hours_where).scalar_subquery(),
-            select(func.coalesce(func.max(hours.id), 0)).where(*hours_where).scalar_subquery(),
-            select(func.count()).where(*away_where).scalar_subquery(),
-            select(func.coalesce(func.max(away.id), 0)).where(*away_where).scalar_subquery(),
-            select(func.count()).where(*closed_where).scalar_subquery(),
-            select(func.coalesce(func.max(closures.id), 0)).where(*closed_where).scalar_subquery(),
-        )
-        .select_from(Appointment.__table__.join(Patient.__table__, a.patient_id == p.id))
-        .where(*visits)
-    )
-    return tuple(session.execute(query).one())
+        params["practitioner_id"] = practitioner_id
+    return tuple(session.execute(_token_query(practitioner_id is not None), params).one())
 
 
 # --- the board ---------------------------------------------------------------------------------------
@@ -171,7 +210,7 @@ def _blocked_kind(
 
 def _column(
     practitioner: Practitioner,
-    visits: list[Appointment],
+    visits: list[Visit],
     calendar: availability.PractitionerCalendar,
     time_off: list[tuple[datetime, datetime]],
     *,
@@ -190,7 +229,7 @@ def _column(
         return min(count, max(0, math.ceil(position) if up else math.floor(position)))
 
     # Visits: rows they touch; visits that share a row (off the grid) share one cell.
-    clusters: list[tuple[int, int, list[Appointment]]] = []
+    clusters: list[tuple[int, int, list[Visit]]] = []
     for visit in visits:
         top = min(row_at(visit.start_at, up=False), count - 1)
         bottom = max(top + 1, row_at(visit.end_at, up=True))
@@ -244,6 +283,61 @@ def _column(
     return Column(practitioner, cells, len(visits))
 
 
+def _visits(
+    session: Session, *, location_id: int, bounds: availability.Interval, practitioner_id: int | None
+) -> list[Visit]:
+    """The appointments starting within ``bounds`` at the location, cancelled ones too, in time
+    order, with their patient's, practitioner's and service's names: one statement."""
+    a, patient, service = Appointment.__table__.c, Patient.__table__.c, Service.__table__.c
+    practitioner = Practitioner.__table__.c
+    query = (
+        select(
+            a.id,
+            a.practitioner_id,
+            practitioner.first_name,
+            practitioner.last_name,
+            a.service_id,
+            service.name,
+            patient.first_name,
+            patient.last_name,
+            a.start_at,
+            a.end_at,
+            a.busy_until,
+            a.status,
+            a.triage,
+            a.confirmed_at,
+            a.outside_hours_reason,
+            a.late_cancellation,
+        )
+        .join_from(Appointment.__table__, Patient.__table__, a.patient_id == patient.id)
+        .join(Service.__table__, a.service_id == service.id)
+        .join(Practitioner.__table__, a.practitioner_id == practitioner.id)
+        .where(a.location_id == location_id, a.start_at >= bounds.start, a.start_at < bounds.end)
+        .order_by(a.start_at, a.practitioner_id, a.id)
+    )
+    if practitioner_id is not None:
+        query = query.where(a.practitioner_id == practitioner_id)
+    return [
+        Visit(
+            id=row[0],
+            practitioner_id=row[1],
+            practitioner_name=f"{row[2]} {row[3]}",
+            service_id=row[4],
+            service_name=row[5],
+            patient_name=f"{row[6]} {row[7]}",
+            start_at=row[8],
+            end_at=row[9],
+            busy_until=row[10],
+            status=row[11],
+            triage=row[12],
+            confirmed_at=row[13],
+            outside_hours_reason=row[14],
+            late_cancellation=bool(row[15]),
+        )
+        for row in session.execute(query)
+    ]
+
+
 def day_board(
     session: Session,
     day: date,
@@ -258,23 +352,27 @@ def day_board(
     practitioner working there that day or having a visit there (only ``practitioner_id``'s when
     given). Cancelled visits are listed under the grid: late ones always, all on request.
 
-    Six statements: the day's appointments (with patient, practitioner and service), who works,
-    their hours, their busy time (any location) with time off, closures, and time off again
-    for its label.
+    Six statements whatever the number of appointments: who works, the day's appointments
+    (:class:`Visit`, with the names shown), their hours, their busy time (any location) with
+    time off, closures, and time off again for its label. (A practitioner with visits there
+    but no hours that day is one more, to load them.)
     """
     tz = ZoneInfo(location.timezone)
     step = timedelta(minutes=step_minutes)
-    found = appointments_on(
-        session, day, location_id=location.id, practitioner_id=practitioner_id, tz_name=location.timezone
-    )
-    visible = [a for a in found if a.status != "cancelled"]
-    cancelled = [a for a in found if a.status == "cancelled" and (include_cancelled or a.late_cancellation)]
+    bounds = availability.local_day_bounds(day, tz)
     working = _practitioners_working(
         session, location_id=location.id, first_day=day, last_day=day, practitioner_id=practitioner_id
     )
-    people = _merge(working, visible)
+    found = _visits(session, location_id=location.id, bounds=bounds, practitioner_id=practitioner_id)
+    visible = [v for v in found if v.status != "cancelled"]
+    cancelled = [v for v in found if v.status == "cancelled" and (include_cancelled or v.late_cancellation)]
+    # Everyone working, plus anyone with a visit here anyway (hours changed since), by id.
+    by_id = {p.id: p for p in working}
+    for visit in visible:
+        if visit.practitioner_id not in by_id:
+            by_id[visit.practitioner_id] = session.get(Practitioner, visit.practitioner_id)
+    people = [by_id[key] for key in sorted(by_id)]
     calendars = slots.load_calendars(session, location=location, practitioners=people, first_day=day, last_day=day)
-    bounds = availability.local_day_bounds(day, tz)
     away: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     if people:
         for practitioner_ref, start, end in session.execute(
@@ -290,9 +388,9 @@ def day_board(
     spans += [(a.start_at, a.end_at) for a in visible]
     first, count = _row_range(day, tz, spans, step)
     rows = [first + step * index for index in range(count)]
-    by_practitioner: dict[int, list[Appointment]] = defaultdict(list)
-    for appointment in visible:
-        by_practitioner[appointment.practitioner_id].append(appointment)
+    by_practitioner: dict[int, list[Visit]] = defaultdict(list)
+    for visit in visible:
+        by_practitioner[visit.practitioner_id].append(visit)
     columns = [
         _column(p, by_practitioner[p.id], calendar, away[p.id], day=day, rows=rows, step=step, now=now)
         for p, calendar in zip(people, calendars, strict=True)
@@ -300,7 +398,7 @@ def day_board(
     now_row = None
     if bounds.start <= now < bounds.end and rows[0] <= now < rows[-1] + step:
         now_row = int((now - rows[0]) // step)
-    services = {a.service_id: a.service for a in visible}
+    services = {v.service_id: v.service_name for v in visible}
     return Board(
         day=day,
         location=location,
@@ -308,7 +406,7 @@ def day_board(
         rows=rows,
         columns=columns,
         cancelled=cancelled,
-        services=sorted(services.values(), key=lambda s: (s.name, s.id)),
+        services=sorted(services.items(), key=lambda item: (item[1], item[0])),
         closed=any(day in c.closed_days for c in calendars),
         now_row=now_row,
         ids=[a.id for a in visible] + [a.id for a in cancelled],

@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from booking_service.staff.models import StaffSession
 
@@ -55,7 +55,9 @@ def resolve(session: Session, key: str, *, now: datetime, touch: bool = True) ->
     session is ended on the way, with the reason)."""
     if not key or len(key) > MAX_KEY_LENGTH:
         return None
-    row = session.scalars(select(StaffSession).where(StaffSession.key_hash == _hash(key))).first()
+    row = session.scalars(
+        select(StaffSession).options(joinedload(StaffSession.user)).where(StaffSession.key_hash == _hash(key))
+    ).first()
     if row is None or row.ended_at is not None:
         return None
     expired = (

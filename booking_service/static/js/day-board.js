@@ -165,15 +165,26 @@
   /* --- arrow keys: one tab stop for the grid, arrows move between cells --------------------- */
 
   function cells() {
-    return Array.prototype.slice.call(board.querySelectorAll("td[data-col]")).map(function (td) {
-      return {
-        td: td,
-        col: Number(td.getAttribute("data-col")),
-        row: Number(td.getAttribute("data-row")),
-        span: Number(td.getAttribute("data-span")) || 1,
-        target: td.querySelector("[data-cell]"),
-      };
-    }).filter(function (cell) { return cell.target; });
+    // Each cell's column and first row in the grid, from the table itself: a cell with a
+    // rowspan covers its column in the rows below, so later cells of those rows sit further right.
+    var found = [];
+    var covered = [];
+    board.querySelectorAll(".day-grid tbody tr").forEach(function (tr, row) {
+      var col = 0;
+      Array.prototype.forEach.call(tr.children, function (td) {
+        if (td.tagName !== "TD") { return; }
+        while (covered[col] > 0) { covered[col] -= 1; col += 1; }
+        var span = td.rowSpan || 1;
+        covered[col] = span - 1;
+        var target = td.querySelector("[data-cell]");
+        if (target) { found.push({ td: td, col: col, row: row, span: span, target: target }); }
+        col += 1;
+      });
+      for (var rest = col; rest < covered.length; rest += 1) {
+        if (covered[rest] > 0) { covered[rest] -= 1; }
+      }
+    });
+    return found;
   }
 
   function makeCurrent(target) {
