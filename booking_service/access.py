@@ -152,6 +152,8 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "console.logout": ("session", "sign_in"),
     "console.day": ("schedule", "read"),
     "console.week": ("schedule", "read"),
+    "console.day_fragment": ("schedule", "read"),  # the live day view's polling
+    "console.day_sheet": ("schedule", "read"),  # the printable day sheet
     "console.appointment": ("appointment", "read"),
     "console.set_status": ("appointment", "change"),
     "console.cancel": ("appointment", "change"),

@@ -229,6 +229,13 @@ SMS_OPTED_OUT = "sms_opted_out"  # consent to texts for a number that replied ST
 NOTE_MISSING = "note_missing"
 NOTE_TOO_LONG = "note_too_long"  # params: limit
 SAME_PATIENT = "same_patient"
+# Staff placing an appointment at a time that is not one of the free times, and moves to a
+# colleague or another location (the live day view; ``scheduling.operations``).
+OUTSIDE_HOURS_REASON_MISSING = "outside_hours_reason_missing"  # params: name
+START_IN_PAST = "start_in_past"
+PRACTITIONER_BUSY_THEN = "practitioner_busy_then"  # params: name
+LOCATION_CLOSED_THAT_DAY = "location_closed_that_day"  # params: location, day
+PRACTITIONER_NEEDED = "practitioner_needed"
 
 
 def _constants(first: str, last: str) -> frozenset[str]:
@@ -246,6 +253,7 @@ STAFF_FIELD_CODES = (
     | _constants("VALUE_MISSING", "TOO_LONG")
     | _constants("PLAN_COUNT_INVALID", "PLAN_PATIENT_ERASED")
     | _constants("BIRTH_DATE_INVALID", "SAME_PATIENT")
+    | _constants("OUTSIDE_HOURS_REASON_MISSING", "PRACTITIONER_NEEDED")
 )
 
 

@@ -182,6 +182,14 @@ FIELD_MESSAGES = {
     errors.NOTE_MISSING: "Give the note's text.",
     errors.NOTE_TOO_LONG: "Keep the note under %(limit)s characters.",
     errors.SAME_PATIENT: "Give two different patients.",
+    # Staff placing an appointment outside the free times, and moves (the live day view).
+    errors.OUTSIDE_HOURS_REASON_MISSING: (
+        "This time is not one of %(name)s's free times: give outside_hours_reason to book it anyway."
+    ),
+    errors.START_IN_PAST: "Use a start from now on.",
+    errors.PRACTITIONER_BUSY_THEN: "%(name)s has another appointment or time off then: choose a free time.",
+    errors.LOCATION_CLOSED_THAT_DAY: "%(location)s is closed on %(day)s: choose another day.",
+    errors.PRACTITIONER_NEEDED: "Give practitioner_id: a time outside the free times is booked with one practitioner.",
 }
 
 

@@ -33,6 +33,9 @@ ACCOUNT_LOGIN_LIMIT = "5 per 15 minutes"
 ACCOUNT_LOGIN_LIMIT_MESSAGE = (
     "Too many failed sign-ins for this account. Wait 15 minutes, or ask an admin to reset the password."
 )
+# Requests a page makes by itself (the day view's polling): they do not count as activity, so a
+# day view left open still signs out after the idle timeout.
+PASSIVE_ENDPOINTS = frozenset({"console.day_fragment"})
 LOGIN_FAILED = "Email or password is wrong."
 CODE_FAILED = "That code is not right. Type the 6 digits your app shows now, or one of your recovery codes."
 # Between a right password and the code of a two-step sign-in, the session cookie holds only the
@@ -103,9 +106,10 @@ def _auth_unit_of_work():
 
 def load_user(session_key: str) -> StaffIdentity | None:
     """Flask-Login's user loader: the signed-in staff member of a live server-side session, or
-    None (unknown, signed out, idle for 30 minutes, older than 12 hours, user deactivated)."""
+    None (unknown, signed out, idle for 30 minutes, older than 12 hours, user deactivated).
+    A passive request (:data:`PASSIVE_ENDPOINTS`) does not mark the session seen."""
     with _auth_unit_of_work() as db:
-        live = staff_sessions.resolve(db, session_key, now=utcnow())
+        live = staff_sessions.resolve(db, session_key, now=utcnow(), touch=request.endpoint not in PASSIVE_ENDPOINTS)
         if live is None:
             return None
         return _identity(live.user, _practitioner_id(db, live.user_id), session_key)

@@ -2,8 +2,10 @@
 up around it: Flask-Login, the login requirement, security headers, template helpers and error
 pages. The controllers live beside this file; the logic they call lives in the domain packages.
 
-Server-rendered, no JavaScript needed. Every change is a POST carrying the CSRF token and
-answered with a redirect (post/redirect/get).
+Server-rendered, no JavaScript needed: the one script (``static/js/day-board.js``, served
+from this site, no inline code) only adds live updates and arrow keys to the day board, and a
+print button to the day sheet. Every change is a POST carrying the CSRF token and answered with
+a redirect (post/redirect/get).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ bp.add_url_rule("/logout", "logout", auth.logout, methods=["POST"])
 # --- the schedule ----------------------------------------------------------------------------------
 bp.add_url_rule("/", "day", schedule.day)
 bp.add_url_rule("/week", "week", schedule.week)
+bp.add_url_rule("/day/fragment", "day_fragment", schedule.day_fragment)  # polled by the open day view
+bp.add_url_rule("/day/sheet", "day_sheet", schedule.day_sheet)
 # --- one appointment -------------------------------------------------------------------------------
 bp.add_url_rule("/appointments/<int:appointment_id>", "appointment", appointments.show)
 bp.add_url_rule("/appointments/<int:appointment_id>/status", "set_status", appointments.change_status, methods=["POST"])
@@ -205,12 +209,13 @@ def register_console(app: Flask) -> None:
 @bp.after_request
 @first_run_bp.after_request
 def _headers(response):
-    """Pages about patients: never cached or framed, no scripts at all, no Referer leaks."""
+    """Pages about patients: never cached or framed, scripts only from this site's own files
+    (no inline code), no Referer leaks."""
     headers = response.headers
     if response.mimetype == "text/html":
         headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         )
     headers["Cache-Control"] = "no-store"

@@ -9,6 +9,7 @@ file) or **a new patient** (a record is made first, then booked)."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
@@ -24,7 +25,9 @@ from booking_service.console.common import (
     local_today,
     parse_date,
     parse_int,
+    parse_local_start,
     parse_slot_value,
+    slot_value,
     slots_by_day,
     staff_field_errors,
     staff_message,
@@ -37,6 +40,7 @@ from booking_service.patients.duplicates import exact_match, find_duplicates
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import RED_FLAGS
+from booking_service.scheduling.operations import MAX_OUTSIDE_HOURS_REASON
 from booking_service.scheduling.queries import is_patient_of, staff_slots
 from booking_service.usecases.booking import BookingRequest, book
 
@@ -50,6 +54,8 @@ DUPLICATE_REASONS = {
 MAX_FIELD = 254
 MAX_REASON = 2000
 CHANNEL_WORDS = {"email": "email", "sms": "text"}
+# Fields the booking form shows its errors beside; any other field's error joins the message.
+SHOWN_FIELDS = frozenset({*PATIENT_FIELDS, "start", "outside_hours_reason"})
 
 
 def _choice(form) -> dict:
@@ -128,11 +134,27 @@ def _prefill() -> dict:
     }
 
 
+def _typed(choice: dict, values: dict, days: list) -> dict:
+    """The "or type a time" fields: as typed, else the asked-for start (a free cell of the day
+    board) when it is not one of the free times shown."""
+    if values.get("custom_time") or values.get("outside_hours_reason"):
+        return values
+    start = parse_slot_value(values.get("start"))
+    shown = {slot_value(slot.start) for _day, found in days for slot in found}
+    if start is None or choice["location"] is None or slot_value(start) in shown:
+        return {}
+    local = start.astimezone(ZoneInfo(choice["location"].timezone))
+    return {"custom_date": local.date().isoformat(), "custom_time": local.strftime("%H:%M")}
+
+
 def _render(
     choice: dict, *, values: dict, errors: dict, error: str | None, status: int = 200, duplicates: list | None = None
 ):
     days, slots_error = _free_times(choice)
     clinic = clinic_or_none()
+    others = [words for field, words in errors.items() if field not in SHOWN_FIELDS]
+    if others:
+        error = " ".join([error or "", *others]).strip()
     return (
         render_template(
             "staff/book.html",
@@ -150,6 +172,9 @@ def _render(
             is_practitioner=practitioner_scope("appointment", "book") is not None,
             duplicates=duplicates or [],
             duplicate_reasons=DUPLICATE_REASONS,
+            custom=_typed(choice, values, days),
+            tz=choice["location"].timezone if choice["location"] else "UTC",
+            max_reason=MAX_OUTSIDE_HOURS_REASON,
         ),
         status,
     )
@@ -233,8 +258,12 @@ def _details_on_file(patient: Patient, typed: PatientDetails) -> PatientDetails:
 
 
 def start():
-    """GET: the choice form, the free times and the caller's details form."""
-    return _render(_choice(request.args), values=_prefill(), errors={}, error=None)
+    """GET: the choice form, the free times and the caller's details form. ``?start=`` (a free
+    cell of the day board) is chosen when it is one of the free times, else typed in."""
+    values = _prefill()
+    if request.args.get("start"):
+        values["start"] = request.args.get("start", "")[:40]
+    return _render(_choice(request.args), values=values, errors={}, error=None)
 
 
 def submit():
@@ -249,9 +278,14 @@ def submit():
         red_flags={key: form.get(f"rf_{key}") == "yes" for key in RED_FLAGS},
         start=form.get("start", ""),
         no_confirmation=form.get("no_confirmation") == "yes",
+        custom_date=form.get("custom_date", "").strip()[:10],
+        custom_time=form.get("custom_time", "").strip()[:5],
+        outside_hours_reason=form.get("outside_hours_reason", "").strip()[: MAX_OUTSIDE_HOURS_REASON * 2],
     )
     values["patient_choice"] = form.get("patient_choice", "").strip()[:12]
     start_at = parse_slot_value(values["start"])
+    if values["custom_time"] and choice["location"] is not None:
+        start_at = parse_local_start(values["custom_date"], values["custom_time"], choice["location"].timezone)
     if start_at is None:
         return _render(choice, values=values, errors={"start": "Choose a time."}, error="Choose a time.", status=422)
     if choice["service_id"] is None or choice["location_id"] is None:
@@ -295,6 +329,7 @@ def submit():
         intake_reason=values["reason"] or None,
         # The caller was asked every question: an unticked box is "not reported" (recorded as no).
         red_flags=values["red_flags"],
+        outside_hours_reason=values["outside_hours_reason"] or None,
     )
     try:
         booked = book(

@@ -4,7 +4,7 @@ the chosen location, and running one operation with its outcome flashed."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,19 @@ RED_FLAG_LABELS = {
 
 
 # --- parsing ---------------------------------------------------------------------------------------
+
+
+def parse_local_start(day_raw: str | None, time_raw: str | None, tz_name: str) -> datetime | None:
+    """A start typed as a local date (``YYYY-MM-DD``) and time (``HH:MM``) in the location's
+    zone, as an aware UTC instant; None when either does not read."""
+    day = parse_date(day_raw)
+    try:
+        at = time.fromisoformat((time_raw or "").strip()[:5])
+    except ValueError:
+        return None
+    if day is None:
+        return None
+    return datetime.combine(day, at, tzinfo=ZoneInfo(tz_name)).astimezone(UTC)
 
 
 # --- the clinic and the chosen location ----------------------------------------------------------
@@ -317,6 +330,17 @@ STAFF_FIELD_MESSAGES = {
     errors.NOTE_MISSING: "Write the note first.",
     errors.NOTE_TOO_LONG: "Keep the note under %(limit)s characters.",
     errors.SAME_PATIENT: "Choose two different patients.",
+    # Staff placing an appointment outside the free times, and moves (the live day view).
+    errors.OUTSIDE_HOURS_REASON_MISSING: (
+        "This time is not one of %(name)s's free times. To book it anyway, say why (for example: "
+        "the patient can only come before work)."
+    ),
+    errors.START_IN_PAST: "That time has passed: choose a time from now on.",
+    errors.PRACTITIONER_BUSY_THEN: (
+        "%(name)s already has an appointment or time off then. Choose a free time, or another practitioner."
+    ),
+    errors.LOCATION_CLOSED_THAT_DAY: "%(location)s is closed on %(day)s. Choose another day.",
+    errors.PRACTITIONER_NEEDED: "Choose a practitioner: a time outside the free times is booked with one person.",
 }
 
 

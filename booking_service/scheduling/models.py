@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, literal_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking_service.clinic.models import Location, Practitioner, Service
@@ -50,6 +50,9 @@ class Appointment(Base):
     intake_reason: Mapped[str | None] = mapped_column(Text)  # staff-only; never in a message
     red_flags: Mapped[dict | None] = mapped_column(JSON)  # staff-only; never in a message
     staff_notes: Mapped[str | None] = mapped_column(Text)
+    # Why staff placed it at a time that is not one of the free times (outside working hours,
+    # off the slot grid, inside the minimum notice); None for an ordinary slot. Staff-only.
+    outside_hours_reason: Mapped[str | None] = mapped_column(Text)
     # The manage link's token is HMAC(SECRET_KEY, manage_nonce): the worker can rebuild the link
     # for a reminder, while a copy of the database alone cannot. Only its hash is looked up.
     manage_nonce: Mapped[str] = mapped_column(String(32))
@@ -59,6 +62,12 @@ class Appointment(Base):
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_plans.id", ondelete="RESTRICT"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Rises by one in every UPDATE (ORM or Core), in SQL: the day view's change token
+    # (scheduling.queries.day_change_token) sums it, so a change is seen even when updated_at
+    # values of two overlapping transactions arrive out of order.
+    revision: Mapped[int] = mapped_column(
+        Integer, default=1, server_default="1", onupdate=literal_column("revision") + 1
+    )
 
     patient: Mapped[Patient] = relationship(lazy="joined")
     practitioner: Mapped[Practitioner] = relationship(lazy="joined")

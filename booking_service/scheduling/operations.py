@@ -57,6 +57,8 @@ CHECK_IN_OPENS = timedelta(hours=2)
 # A manage link keeps showing the booking for this long after the visit (then: unknown link).
 TOKEN_LIFETIME_AFTER_END = timedelta(days=30)
 ALTERNATIVES = 5
+# Why staff placed an appointment outside the free times: a short sentence, staff-only.
+MAX_OUTSIDE_HOURS_REASON = 500
 # PostgreSQL: deadlock detected, serialization failure.
 DEADLOCK_STATES = frozenset({"40P01", "40001"})
 
@@ -73,6 +75,9 @@ class BookingRequest:
     red_flags: dict[str, bool] = field(default_factory=dict)
     # Recorded on each consent the booking grants (CASL ledger); None: the same as ``source``.
     consent_source: str | None = None
+    # Staff only (``source="staff"``): why the start may be a time that is not one of the free
+    # times (see :func:`_check_staff_start`). Ignored for other sources.
+    outside_hours_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Booked:
 class Moved:
     appointment: Appointment
     old_start: datetime
+    old_practitioner_id: int | None = None
+    old_location_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,101 @@ def _check_start(
     raise SlotUnavailable(fields={"start": errors.START_NOT_A_SLOT}, alternatives=alternatives)
 
 
+def _clean_outside_hours_reason(raw: str | None) -> str | None:
+    text = " ".join((raw or "").split())
+    if len(text) > MAX_OUTSIDE_HOURS_REASON:
+        raise ValidationFailed(
+            errors.INVALID,
+            fields={"outside_hours_reason": errors.REASON_TOO_LONG},
+            field_params={"outside_hours_reason": {"limit": MAX_OUTSIDE_HOURS_REASON}},
+        )
+    return text or None
+
+
+def _check_staff_start(
+    session: Session,
+    *,
+    clinic: ClinicSettings,
+    service: Service,
+    location: Location,
+    candidates: list[Practitioner],
+    chosen: Practitioner | None,
+    start: datetime,
+    now: datetime,
+    reason: str | None,
+    ignore_appointment_id: int | None = None,
+) -> tuple[Practitioner, str | None]:
+    """Staff's check of a start: (the practitioner, the outside-hours reason to record or None).
+
+    One of the free times is booked as for anyone, and no reason is kept. Any other time is
+    staff's call: with a reason they may place the appointment off the slot grid, outside the
+    practitioner's working hours or inside the minimum notice, with one chosen practitioner
+    (``chosen``), but never in the past, on a day the location is closed, or over the
+    practitioner's other appointments (with their buffers) or time off; the database's overlap
+    guards still refuse an overlap that slips past this check.
+
+    Raises what :func:`_check_start` raises for a start that is taken, or far outside any
+    horizon; ValidationFailed for a reason too long or, with a reason, no practitioner chosen;
+    SlotUnavailable (``start_in_past``, ``location_closed_that_day``, or
+    ``outside_hours_reason_missing`` when the time would do but no reason was given); SlotTaken
+    (``practitioner_busy_then``).
+    """
+    cleaned = _clean_outside_hours_reason(reason)
+    try:
+        found = _check_start(
+            session,
+            clinic=clinic,
+            service=service,
+            location=location,
+            candidates=candidates,
+            start=start,
+            now=now,
+            ignore_appointment_id=ignore_appointment_id,
+            staff=True,
+        )
+        return found, None
+    except SlotUnavailable as refused:
+        not_a_slot = refused
+    if chosen is None:
+        if cleaned is None:
+            raise not_a_slot
+        raise ValidationFailed(errors.INVALID, fields={"practitioner_id": errors.PRACTITIONER_NEEDED})
+    if not now - timedelta(days=366) < start < now + timedelta(days=3660):
+        raise not_a_slot
+    alternatives = not_a_slot.extra.get("alternatives", [])
+    if start < now:
+        raise SlotUnavailable(fields={"start": errors.START_IN_PAST}, alternatives=alternatives)
+    day = slots.local_date(start, location)
+    blocked_until = start + timedelta(minutes=service.duration_minutes + service.buffer_minutes)
+    (calendar,) = slots.load_calendars(
+        session,
+        location=location,
+        practitioners=[chosen],
+        first_day=day - timedelta(days=1),
+        last_day=day + timedelta(days=1),
+        ignore_appointment_id=ignore_appointment_id,
+    )
+    if day in calendar.closed_days:
+        raise SlotUnavailable(
+            fields={"start": errors.LOCATION_CLOSED_THAT_DAY},
+            field_params={"start": {"location": location.name, "day": day}},
+            alternatives=alternatives,
+        )
+    if any(busy.start < blocked_until and start < busy.end for busy in calendar.busy):
+        raise SlotTaken(
+            fields={"start": errors.PRACTITIONER_BUSY_THEN},
+            field_params={"start": {"name": chosen.display_name}},
+            alternatives=alternatives,
+        )
+    if cleaned is None:
+        raise SlotUnavailable(
+            fields={"outside_hours_reason": errors.OUTSIDE_HOURS_REASON_MISSING},
+            field_params={"outside_hours_reason": {"name": chosen.display_name}},
+            alternatives=alternatives,
+        )
+    return chosen, cleaned
+
+
 def _is_overlap_error(exc: IntegrityError | OperationalError) -> str | None:
     """'practitioner' or 'patient' when ``exc`` is the database refusing an overlap.
 
@@ -239,16 +341,29 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
         practitioner_id=request.practitioner_id,
         staff=staff,
     )
-    practitioner = _check_start(
-        session,
-        clinic=clinic,
-        service=service,
-        location=location,
-        candidates=candidates,
-        start=request.start,
-        now=now,
-        staff=staff,
-    )
+    outside_hours_reason = None
+    if request.source == "staff":
+        practitioner, outside_hours_reason = _check_staff_start(
+            session,
+            clinic=clinic,
+            service=service,
+            location=location,
+            candidates=candidates,
+            chosen=candidates[0] if request.practitioner_id is not None else None,
+            start=request.start,
+            now=now,
+            reason=request.outside_hours_reason,
+        )
+    else:
+        practitioner = _check_start(
+            session,
+            clinic=clinic,
+            service=service,
+            location=location,
+            candidates=candidates,
+            start=request.start,
+            now=now,
+        )
     start = request.start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=service.duration_minutes)
     flags = {key: bool(request.red_flags.get(key, False)) for key in RED_FLAGS} if request.red_flags else None
@@ -278,6 +393,7 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
             triage="urgent" if flags and any(flags.values()) else "none",
             intake_reason=(request.intake_reason or "").strip() or None,
             red_flags=flags,
+            outside_hours_reason=outside_hours_reason,
         )
         session.add(appointment)
         session.flush()
@@ -299,6 +415,7 @@ def new_appointment(
     intake_reason: str | None = None,
     red_flags: dict[str, bool] | None = None,
     plan_id: int | None = None,
+    outside_hours_reason: str | None = None,
 ) -> tuple[Appointment, str]:
     """A new ``booked`` appointment (not yet added to the session) and its manage token: the one
     insert path of :func:`book_slot` and of treatment plans (``scheduling.plans``). The caller
@@ -321,6 +438,7 @@ def new_appointment(
         triage=triage,
         intake_reason=intake_reason,
         red_flags=red_flags,
+        outside_hours_reason=outside_hours_reason,
         manage_nonce=nonce,
         manage_token_hash=tokens.token_hash(token),
         plan_id=plan_id,
@@ -414,15 +532,30 @@ def inside_cancellation_window(clinic: ClinicSettings, appointment: Appointment,
     return appointment.start_at - now < timedelta(hours=clinic.cancellation_window_hours)
 
 
-def move(session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool) -> Moved:
-    """Move an appointment to ``new_start`` with the same service, location and practitioner
-    (or, when ``by_patient`` is False and staff choose so, keep the practitioner anyway).
+def move(
+    session: Session,
+    appointment_id: int,
+    new_start: datetime,
+    *,
+    now: datetime,
+    by_patient: bool,
+    practitioner_id: int | None = None,
+    location_id: int | None = None,
+    outside_hours_reason: str | None = None,
+) -> Moved:
+    """Move an appointment to ``new_start``, same service; staff may also hand it to another
+    practitioner (``practitioner_id``) and/or another location (``location_id``; None: keep
+    the current one), and place it outside the free times with ``outside_hours_reason`` (see
+    :func:`_check_staff_start`; a move to an ordinary free time clears an earlier reason).
 
     The manage link keeps working; pending reminders are superseded and re-planned, and the
     calendar invitation's SEQUENCE rises. Raises InvalidTransition (cancelled, finished or
     started), LateCancellationBlocked (inside the window under the "block" policy, patients
-    only), SlotUnavailable or SlotTaken.
+    only), NotFound or ValidationFailed (a practitioner or location that does not offer the
+    service), SlotUnavailable, SlotTaken or PatientBusy.
     """
+    if by_patient and (practitioner_id, location_id, outside_hours_reason) != (None, None, None):
+        raise ValueError("only staff move to another practitioner or location, or outside the free times")
     appointment = _lock(session, appointment_id)
     clinic = get_clinic(session)
     _require_changeable(appointment, now)
@@ -434,43 +567,78 @@ def move(session: Session, appointment_id: int, new_start: datetime, *, now: dat
         raise LateCancellationBlocked(
             errors.LATE_CHANGE, params={"hours": clinic.cancellation_window_hours}, phone=clinic.phone
         )
-    candidates = [appointment.practitioner]
-    _check_start(
-        session,
-        clinic=clinic,
-        service=appointment.service,
-        location=appointment.location,
-        candidates=candidates,
-        start=new_start,
-        now=now,
-        ignore_appointment_id=appointment.id,
-        staff=not by_patient,
-    )
+    service, location, practitioner = appointment.service, appointment.location, appointment.practitioner
+    if (practitioner_id or practitioner.id, location_id or location.id) != (practitioner.id, location.id):
+        service, location, candidates = bookable(
+            session,
+            service_id=appointment.service_id,
+            location_id=location_id or location.id,
+            practitioner_id=practitioner_id or practitioner.id,
+            staff=True,
+        )
+        practitioner = candidates[0]
+    reason = None
+    if by_patient:
+        _check_start(
+            session,
+            clinic=clinic,
+            service=service,
+            location=location,
+            candidates=[practitioner],
+            start=new_start,
+            now=now,
+            ignore_appointment_id=appointment.id,
+        )
+    else:
+        practitioner, reason = _check_staff_start(
+            session,
+            clinic=clinic,
+            service=service,
+            location=location,
+            candidates=[practitioner],
+            chosen=practitioner,
+            start=new_start,
+            now=now,
+            reason=outside_hours_reason,
+            ignore_appointment_id=appointment.id,
+        )
     new_end = new_start + (appointment.end_at - appointment.start_at)
     if _patient_busy(session, appointment.patient_id, new_start, new_end, appointment.id):
         raise PatientBusy()
-    old_start = appointment.start_at
+    old_start, old_practitioner_id, old_location_id = (
+        appointment.start_at,
+        appointment.practitioner_id,
+        appointment.location_id,
+    )
     duration = appointment.end_at - appointment.start_at
     buffer = appointment.busy_until - appointment.end_at
     with _taken_if_refused(
         session,
         clinic=clinic,
-        service=appointment.service,
-        location=appointment.location,
-        candidates=candidates,
+        service=service,
+        location=location,
+        candidates=[practitioner],
         start=new_start,
         now=now,
         ignore=appointment_id,
     ):
+        appointment.practitioner = practitioner
+        appointment.location = location
         appointment.start_at = new_start.astimezone(now.tzinfo)
         appointment.end_at = appointment.start_at + duration
         appointment.busy_until = appointment.end_at + buffer
         appointment.status = "booked"
         appointment.confirmed_at = None
+        appointment.outside_hours_reason = reason
         appointment.ics_sequence += 1
         appointment.updated_at = now
         session.flush()
-    return Moved(appointment=appointment, old_start=old_start)
+    return Moved(
+        appointment=appointment,
+        old_start=old_start,
+        old_practitioner_id=old_practitioner_id,
+        old_location_id=old_location_id,
+    )
 
 
 def cancel_appointment(

@@ -150,19 +150,31 @@ def appointments_of(session: Session, patient_id: int, *, practitioner_id: int |
     return list(session.scalars(query.order_by(Appointment.start_at.desc(), Appointment.id.desc())).unique())
 
 
-def reschedule_options(session: Session, appointment: Appointment, *, now: datetime, days: int = 14) -> list[Slot]:
-    """Free times staff may move ``appointment`` to: same service, location and practitioner,
-    from today for ``days`` local days (no minimum notice), its own current time left out."""
-    location = appointment.location
+def reschedule_options(
+    session: Session,
+    appointment: Appointment,
+    *,
+    now: datetime,
+    days: int = 14,
+    practitioner: Practitioner | None = None,
+    location: Location | None = None,
+    first_day: date | None = None,
+) -> list[Slot]:
+    """Free times to move ``appointment`` to: same service, with ``practitioner`` at
+    ``location`` (default: its own), for ``days`` local days from ``first_day`` (default and
+    earliest: today), its own current time left out."""
+    location = location or appointment.location
+    practitioner = practitioner or appointment.practitioner
     today = slots.local_date(now, location)
+    first = max(first_day or today, today)
     found = slots.find_slots(
         session,
         clinic=get_clinic(session),
         service=appointment.service,
         location=location,
-        practitioners=[appointment.practitioner],
-        first_day=today,
-        last_day=today + timedelta(days=days - 1),
+        practitioners=[practitioner],
+        first_day=first,
+        last_day=first + timedelta(days=days - 1),
         now=now,
         ignore_appointment_id=appointment.id,
         staff=True,

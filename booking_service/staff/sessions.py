@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from booking_service.staff.models import StaffSession
 
@@ -48,13 +48,16 @@ def start(
     return key
 
 
-def resolve(session: Session, key: str, *, now: datetime) -> StaffSession | None:
-    """The live session for ``key`` (its user active), marking it seen; None when unknown,
-    ended, idle longer than :data:`IDLE_TIMEOUT` or older than :data:`ABSOLUTE_TIMEOUT`
-    (an expired session is ended on the way, with the reason)."""
+def resolve(session: Session, key: str, *, now: datetime, touch: bool = True) -> StaffSession | None:
+    """The live session for ``key`` (its user active), marking it seen unless ``touch`` is
+    False (a page's own background polling is not activity); None when unknown, ended, idle
+    longer than :data:`IDLE_TIMEOUT` or older than :data:`ABSOLUTE_TIMEOUT` (an expired
+    session is ended on the way, with the reason)."""
     if not key or len(key) > MAX_KEY_LENGTH:
         return None
-    row = session.scalars(select(StaffSession).where(StaffSession.key_hash == _hash(key))).first()
+    row = session.scalars(
+        select(StaffSession).options(joinedload(StaffSession.user)).where(StaffSession.key_hash == _hash(key))
+    ).first()
     if row is None or row.ended_at is not None:
         return None
     expired = (
@@ -67,7 +70,7 @@ def resolve(session: Session, key: str, *, now: datetime) -> StaffSession | None
     if expired or not row.user.active:
         row.ended_at, row.ended_reason = now, expired or "deactivated"
         return None
-    if now - row.last_seen_at >= SEEN_RESOLUTION:
+    if touch and now - row.last_seen_at >= SEEN_RESOLUTION:
         row.last_seen_at = now
     return row
 

@@ -57,6 +57,7 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
             "service_id": appointment.service_id,
             "triage": appointment.triage,
             "confirmation": confirm,
+            "outside_hours": appointment.outside_hours_reason is not None,  # the reason is free text: not here
         },
         patient_id=appointment.patient_id,
         now=now,
@@ -69,12 +70,31 @@ def book(session: Session, request: BookingRequest, *, secret_key: str, now: dat
 
 
 def reschedule(
-    session: Session, appointment_id: int, new_start: datetime, *, now: datetime, by_patient: bool
+    session: Session,
+    appointment_id: int,
+    new_start: datetime,
+    *,
+    now: datetime,
+    by_patient: bool,
+    practitioner_id: int | None = None,
+    location_id: int | None = None,
+    outside_hours_reason: str | None = None,
 ) -> Appointment:
-    """Move the appointment; its pending reminders are superseded and re-planned, and the
-    patient is told of the new time. The time it left is offered down the waitlist
+    """Move the appointment (staff: also to another practitioner or location, or outside the
+    free times with a reason; see ``scheduling.operations.move``); its pending reminders are
+    superseded and re-planned, and the patient is told of the new time and place by the
+    normal reschedule message. The time it left is offered down the waitlist
     (``waitlist.offers.time_freed``)."""
-    moved = operations.move(session, appointment_id, new_start, now=now, by_patient=by_patient)
+    moved = operations.move(
+        session,
+        appointment_id,
+        new_start,
+        now=now,
+        by_patient=by_patient,
+        practitioner_id=practitioner_id,
+        location_id=location_id,
+        outside_hours_reason=outside_hours_reason,
+    )
     clinic = get_clinic(session)
     planning.rescheduled(
         session,
@@ -95,13 +115,20 @@ def reschedule(
         clinic=clinic,
         now=now,
     )
+    detail = {"from": moved.old_start.isoformat(), "to": appointment.start_at.isoformat(), "by_patient": by_patient}
+    if moved.old_practitioner_id != appointment.practitioner_id:
+        detail.update(from_practitioner_id=moved.old_practitioner_id, to_practitioner_id=appointment.practitioner_id)
+    if moved.old_location_id != appointment.location_id:
+        detail.update(from_location_id=moved.old_location_id, to_location_id=appointment.location_id)
+    if appointment.outside_hours_reason is not None:
+        detail["outside_hours"] = True  # the reason is free text: kept on the appointment, not here
     audit.record(
         session,
         "appointment.reschedule",
         "appointment",
         appointment_id,
-        {"from": moved.old_start.isoformat(), "to": moved.appointment.start_at.isoformat(), "by_patient": by_patient},
-        patient_id=moved.appointment.patient_id,
+        detail,
+        patient_id=appointment.patient_id,
         now=now,
     )
     return moved.appointment
