@@ -78,7 +78,15 @@ def cancel_rest(
     ]
     planning.plan_cancelled(session, cancelled, clinic=clinic, now=now, plan_id=plan.id)
     for appointment in cancelled:
-        offers.offer_freed_time(session, appointment, clinic=clinic, now=now)
+        offers.time_freed(
+            session,
+            appointment,
+            start=appointment.start_at,
+            end=appointment.end_at,
+            reason="cancelled",
+            clinic=clinic,
+            now=now,
+        )
         audit.record(
             session,
             "appointment.cancel",
