@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -197,7 +198,10 @@ def unavailable(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
-    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(exc.orig, sqlite3.Error):  # SQLite says it in words only
+        words = str(exc.orig).lower()
+        return "database is locked" in words or "unable to open" in words or "disk i/o error" in words
+    state = getattr(exc.orig, "sqlstate", None)  # psycopg: None for a connection that failed or broke
     return state is None or state.startswith(("08", "57P"))
 
 

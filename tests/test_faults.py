@@ -15,12 +15,16 @@ server of the module's own, so each can fail without touching anything another t
 * **Twilio answering 500, then 429**: each text is tried again on the retry schedule (the gaps
   between tries at least the schedule's), never more often, and sent once after recovery; the
   attempts Twilio saw are the attempts the outbox counted.
+
+And on both engines, quickly: :func:`booking_service.db.unavailable` tells a database that is
+away (refused, locked) from one that refuses a statement, which the worker must not retry.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import uuid
 from collections import Counter
@@ -31,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from booking_service import demo
-from booking_service.db import Database, utcnow
+from booking_service.db import Database, unavailable, utcnow
 from booking_service.migrate import upgrade
 from booking_service.outbox.models import OutboxMessage
 from booking_service.outbox.retry import RETRY_CEILINGS
@@ -50,7 +54,6 @@ from tests.support.stack import (
 )
 from tests.support.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 pytest_plugins = ["tests.support.stack_fixtures"]
 
 # Short, so rows a worker claimed just before the cut (and could not prepare) come back soon.
@@ -185,6 +188,8 @@ class Clinic:
 # --- the database restarted ---------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_a_database_restart_while_web_and_workers_run_loses_and_doubles_nothing(clinic, stack, proxy, doubles):
     smtp, fake = doubles
     web = clinic.web
@@ -241,6 +246,8 @@ def test_a_database_restart_while_web_and_workers_run_loses_and_doubles_nothing(
 # --- the SMTP server down ---------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_email_waits_while_the_smtp_server_is_down_staff_see_the_retry_and_it_goes_once_back(clinic, stack, doubles):
     smtp, _ = doubles
     smtp.stop()
@@ -289,6 +296,8 @@ def _message_row(page: str, channel: str) -> str:
 # --- Twilio failing ---------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_twilio_answering_500_then_429_gets_retries_on_the_schedule_not_a_storm(clinic, stack, doubles):
     _, fake = doubles
 
@@ -345,3 +354,36 @@ def _most_tries_within(seconds: float) -> int:
         if elapsed + wait > seconds:
             return tries
         tries, elapsed = tries + 1, elapsed + wait
+
+
+# --- telling "away" from "refused" ------------------------------------------------------------------
+
+
+def test_unavailable_tells_a_database_that_is_away_from_one_that_refuses_a_statement(db_url, database):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    def error_of(engine, statement: str) -> DBAPIError:
+        with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+            conn.execute(text(statement))
+        return caught.value
+
+    # Refused: a statement the database understood and will refuse again.
+    assert not unavailable(error_of(database.engine, "SELEC 1"))
+    assert not unavailable(error_of(database.engine, "INSERT INTO clinic_settings (id) VALUES (NULL)"))
+    if database.dialect == "postgresql":
+        # Away: nothing listens where the database was (a restart, a cut).
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = sock.getsockname()[1]
+        gone = create_engine(make_url(db_url).set(port=closed), connect_args={"connect_timeout": 2})
+        assert unavailable(error_of(gone, "SELECT 1"))
+        gone.dispose()
+    else:
+        # Away, for SQLite: another writer holds the file past the busy timeout.
+        impatient = create_engine(db_url, connect_args={"timeout": 0.1})
+        with database.engine.connect().execution_options(sqlite_immediate=True) as holder:
+            holder.execute(text("SELECT 1"))  # begun IMMEDIATE: the write lock is held
+            assert unavailable(error_of(impatient, "DELETE FROM clinic_settings"))
+            holder.rollback()
+        impatient.dispose()
