@@ -7,16 +7,20 @@
 - :class:`Database` owns one engine and a session factory; nothing is built at import time.
 - :func:`write_transaction` starts a transaction that holds the write lock from its first
   statement: ``BEGIN IMMEDIATE`` on SQLite, so a check-then-insert inside it cannot race.
+- :func:`unavailable` tells an error of reaching the database (down, restarting, connection
+  cut) from the database refusing a statement: the first is worth trying again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -181,3 +185,28 @@ def write_transaction(session: Session) -> None:
 
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be used just now, rather than that it refused
+    a statement: the connection was refused, reset or closed (a restart, a network cut), the
+    server is shutting down or starting (SQLSTATE classes 08 and 57P), or SQLite stayed locked
+    past its busy timeout. The same work can succeed once it is back; nothing was committed."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):  # SQLite says it in words only
+        words = str(exc.orig).lower()
+        return "database is locked" in words or "unable to open" in words or "disk i/o error" in words
+    state = getattr(exc.orig, "sqlstate", None)  # psycopg: None for a connection that failed or broke
+    return state is None or state.startswith(("08", "57P"))
+
+
+def describe_unavailable(exc: BaseException) -> str:
+    """One line for a log: the driver's error class and the first line of its message."""
+    cause = getattr(exc, "orig", None) or exc
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__

@@ -28,6 +28,12 @@ guarantees):
   worker died, reconciling SMS with Twilio first. Several workers may run; the reaper takes a
   PostgreSQL advisory lock so one sweeps at a time (on SQLite, one machine, it simply runs).
 
+**The database going away** (a restart, a failover, a network cut) stops nothing for good: each
+job's next run tries again (the pool pings a connection before lending it, so a dead one is
+replaced), the worker logs the outage once (``database unreachable``) and its end (``database
+reachable again``), and the record step keeps trying a batch of finished sends for up to a lease
+rather than leave it to the reaper (which would resend an e-mail it cannot look up).
+
 Jobs live in memory only: the outbox table is the state, so a restart loses nothing.
 Every outcome is logged with the row's ``request_id`` (the web request that planned it),
 ``message_id``, ``kind``, ``channel`` and ``status``, and counted in the metrics
@@ -63,7 +69,7 @@ from sqlalchemy.orm import configure_mappers
 from booking_service.audit import context as audit_context
 from booking_service.audit.context import Actor, acting_as
 from booking_service.config import Settings
-from booking_service.db import Database, utcnow
+from booking_service.db import Database, describe_unavailable, unavailable, utcnow
 from booking_service.exercises.nudges import plan_nudges
 from booking_service.integrations.registry import Transports, build_transports
 from booking_service.observability import metrics
@@ -90,6 +96,9 @@ RETENTION_FIRST_DELAY = 60.0
 WAITLIST_SWEEP_SECONDS = 60.0
 RECORD_GATHER_SECONDS = 0.02
 RECORD_BATCH = 200
+# While the database is unreachable, the recorder tries a batch again after these waits (the
+# last repeats), for at most a lease.
+RECORD_RETRY_WAITS = (0.25, 0.5, 1.0, 2.0)
 # Weight of the newest send in the running mean of send times that claim_limit() uses.
 SEND_TIME_WEIGHT = 0.1
 
@@ -185,6 +194,8 @@ class Worker:
         self._recorder.start()
         self.sent = 0  # counters, for logs and tests
         self.failed = 0
+        self._unreachable_since: float | None = None  # monotonic time the database was lost
+        self._outage_lock = threading.Lock()
         self.metrics_server = None  # the WORKER_METRICS_PORT server, while running
 
     # ------------------------------------------------------------------ jobs
@@ -208,9 +219,10 @@ class Worker:
                     ids = claim_due(
                         self.database, worker_id=self.worker_id, now=self.now_fn(), limit=free, lease=self.lease
                     )
-                except Exception:
-                    logger.exception("claiming due messages failed; retrying at the next poll")
+                except Exception as exc:
+                    self._job_failed("claiming due messages failed; retrying at the next poll", exc)
                     break
+                self._database_back()
                 with self._slots:
                     if self._stopping.is_set():
                         # Claimed as a stop arrived: give them back rather than wait out the lease.
@@ -244,9 +256,9 @@ class Worker:
                 now_fn=self.now_fn,
                 lease=self.lease,
             )
-        except Exception:
+        except Exception as exc:
             # Rolled back, so nothing was sent: give the rows back (or leave them to the reaper).
-            logger.exception("preparing %d claimed messages failed; giving them back", len(ids))
+            self._job_failed(f"preparing {len(ids)} claimed messages failed; giving them back", exc)
             with contextlib.suppress(Exception):
                 release(self.database, ids, worker_id=self.worker_id, now=self.now_fn())
             self._done(len(ids))
@@ -300,18 +312,58 @@ class Worker:
                     stop = True
                     break
                 batch.append(item)
-            try:
-                outcomes = record(self.database, batch, worker_id=self.worker_id, now=self.now_fn())
-            except Exception:
-                # The rows stay "sending" with their to and body: the reaper finds them at the
-                # provider and records them then.
-                logger.exception("recording %d sends failed; the reaper will reconcile them", len(batch))
-                outcomes = []
+            outcomes = self._record(batch)
             for outcome in outcomes:
                 self._log(outcome)
             self._done(len(batch))
             if stop:
                 return
+
+    def _record(self, batch: list[Delivery]) -> list[Outcome]:
+        """Record a batch of finished sends; while the database is unreachable, try again for up
+        to a lease. The sends happened: recording them is the only way to keep them from being
+        made again (the reaper can look texts up at Twilio, not e-mails at an SMTP server)."""
+        deadline = time.monotonic() + self.lease.total_seconds()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                outcomes = record(self.database, batch, worker_id=self.worker_id, now=self.now_fn())
+            except Exception as exc:
+                wait = RECORD_RETRY_WAITS[min(tries, len(RECORD_RETRY_WAITS)) - 1]
+                if unavailable(exc) and time.monotonic() + wait < deadline:
+                    self._job_failed(f"recording {len(batch)} sends failed; retrying", exc)
+                    time.sleep(wait)
+                    continue
+                # The rows stay "sending" with their to and body: the reaper finds texts at the
+                # provider and records them then; it sends an e-mail again.
+                logger.exception("recording %d sends failed; the reaper will reconcile them", len(batch))
+                return []
+            if tries > 1:
+                logger.info("recorded %d sends (try %d)", len(batch), tries)
+            self._database_back()
+            return outcomes
+
+    def _job_failed(self, what: str, exc: Exception) -> None:
+        """Log a job's failure: a database outage once (and briefly) per outage, anything else
+        with its traceback."""
+        if not unavailable(exc):
+            logger.error("%s", what, exc_info=exc)
+            return
+        with self._outage_lock:
+            first = self._unreachable_since is None
+            if first:
+                self._unreachable_since = time.monotonic()
+        if first:
+            logger.warning("database unreachable (%s): %s; the worker keeps trying", describe_unavailable(exc), what)
+        else:
+            logger.debug("database still unreachable: %s", what)
+
+    def _database_back(self) -> None:
+        with self._outage_lock:
+            since, self._unreachable_since = self._unreachable_since, None
+        if since is not None:
+            logger.info("database reachable again after %.1fs; the worker resumes", time.monotonic() - since)
 
     def _log(self, outcome: Outcome) -> None:
         quiet = outcome.status in ("sent", "delivered", "pending", "skipped")
@@ -346,8 +398,8 @@ class Worker:
                         on_settled=self._log_recovered,
                         keep_going=lambda: not self._stopping.is_set(),
                     )
-            except Exception:
-                logger.exception("reaper failed; retrying at its next run")
+            except Exception as exc:
+                self._job_failed("reaper failed; retrying at its next run", exc)
                 return 0
         return len(outcomes)
 
@@ -362,8 +414,8 @@ class Worker:
                     return 0
                 with self.database.unit_of_work() as session:
                     planned = plan_nudges(session, now=self.now_fn())
-        except Exception:
-            logger.exception("nudge sweep failed; retrying at its next run")
+        except Exception as exc:
+            self._job_failed("nudge sweep failed; retrying at its next run", exc)
             return 0
         if planned:
             logger.info("planned %d exercise nudges", planned)
@@ -390,8 +442,8 @@ class Worker:
                     metrics.RETENTION_PURGED.labels(table="inbound_messages").inc(purged.inbound_texts)
                     if purged.messages < retention.BATCH and purged.inbound_texts < retention.BATCH:
                         break
-        except Exception:
-            logger.exception("retention job failed; retrying at its next run")
+        except Exception as exc:
+            self._job_failed("retention job failed; retrying at its next run", exc)
         if total.total:
             logger.info(
                 "retention: purged the content of %d messages and %d inbound texts older than %d days",

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import subprocess
 import sys
 import uuid
-from datetime import date, timedelta
 
 import pytest
 
 from booking_service.config import SECRET_VARIABLES, VARIABLES, ConfigError, load_settings
-from tests.conftest import PG_ADMIN_URL
 from tests.support import stack
 from tests.support.stack import (
     COMPOSE_FILE,
@@ -33,24 +30,24 @@ from tests.support.stack import (
     app_services,
     command,
     compose,
+    filled_example,
+    first_slot,
     free_port,
     http,
     read_env_file,
     service_environment,
+    stack_environment,
     variables_used,
     wait_for_http,
     wait_until,
 )
 
+# The stack's own database and Redis (fixtures stack_database, redis_url).
+pytest_plugins = ["tests.support.stack_fixtures"]
+
 # Read by docker-compose.yml itself (and the postgres image), never by the app.
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 FILE_FORMS = {f"{name}_FILE" for name in SECRET_VARIABLES}
-
-
-def filled_example() -> dict[str, str]:
-    """``.env.example`` as an operator fills it: every value it leaves empty given one."""
-    values = read_env_file()
-    return {name: value or f"filled-{name.lower()}-0123456789abcdef" for name, value in values.items()}
 
 
 # --- the files against the contract -------------------------------------------------------------
@@ -180,59 +177,6 @@ def test_gunicorn_takes_its_worker_count_and_metrics_directory_from_the_environm
 # --- the same commands, run -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def stack_database():
-    """A PostgreSQL database of the test's own (the stack's ``postgres`` service)."""
-    import psycopg
-
-    name = f"pbs_stack_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # no server: skip (a failure under REQUIRE_ALL)
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def redis_url():
-    """The stack's ``redis`` service: this machine's Redis, on a database number of the test's own."""
-    import redis
-
-    url = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:
-        pytest.skip(f"Redis not reachable at 127.0.0.1:6379: {exc}")
-    return url
-
-
-def stack_environment(service: str, *, database_url: str, redis_url: str, smtp_port: int, web_port: int, tmp_path):
-    """A service's environment from docker-compose.yml and a filled .env.example, with only
-    what names another container (or this machine's paths) replaced."""
-    env = service_environment(app_services()[service], filled_example())
-    local = {
-        "DATABASE_URL": database_url,  # postgres:5432
-        "RATELIMIT_STORAGE_URI": redis_url,  # redis:6379
-        "SMTP_HOST": "127.0.0.1",  # mailpit
-        "SMTP_PORT": str(smtp_port),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
-        "INSTANCE_DIR": str(tmp_path),
-        "METRICS_TOKEN": "stack-metrics-token-0123456789",
-        "SCHEDULER_POLL_SECONDS": "0.5",
-    }
-    if service == "web":
-        local["WEB_CONCURRENCY"] = "2"
-    if service == "worker":
-        local["WORKER_METRICS_PORT"] = str(free_port())
-    assert set(local) <= set(VARIABLES)
-    return {"PATH": os.environ.get("PATH", ""), **env, **local}
-
-
 def metric(text: str, name: str, **labels: str) -> float | None:
     """The value of one sample in Prometheus text, or None when absent."""
     for line in text.splitlines():
@@ -277,7 +221,7 @@ def test_the_stacks_commands_book_through_http_and_the_worker_sends_the_email(
         assert wait_until(lambda: " started: " in worker.text() or not worker.alive(), 60)
         assert worker.alive(), worker.text()[-3000:]
 
-        slot, service_id, location_id = _first_slot(base)
+        slot, service_id, location_id = first_slot(base)
         request_id = f"stack-{uuid.uuid4().hex[:12]}"
         email = f"stack-{uuid.uuid4().hex[:6]}@example.com"
         status, headers, body = http(
@@ -332,18 +276,3 @@ def test_the_stacks_commands_book_through_http_and_the_worker_sends_the_email(
     finally:
         codes = {process.name: process.stop() for process in (worker, web)}
     assert codes == {"worker": 0, "web": 0}, (worker.text()[-2000:], web.text()[-2000:])
-
-
-def _first_slot(base: str) -> tuple[dict, int, int]:
-    services = json.loads(http(f"{base}/api/v1/services")[2])["services"]
-    locations = json.loads(http(f"{base}/api/v1/locations")[2])["locations"]
-    service_id, location_id = services[0]["id"], locations[0]["id"]
-    start = date.today() + timedelta(days=2)
-    status, _, body = http(
-        f"{base}/api/v1/availability?service_id={service_id}&location_id={location_id}"
-        f"&start={start.isoformat()}&end={(start + timedelta(days=10)).isoformat()}"
-    )
-    assert status == 200, body
-    slots = json.loads(body)["slots"]
-    assert slots, "the demo clinic has free slots"
-    return slots[0], service_id, location_id

@@ -122,6 +122,16 @@ def fmt_when(instant: datetime | None, tz_name: str) -> str:
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
 
 
+def fmt_soon(instant: datetime | None, tz_name: str) -> str:
+    """``10:05`` when ``instant`` falls today in the zone (a retry, a wait), else as :func:`fmt_when`."""
+    if instant is None:
+        return ""
+    zone = _zone(tz_name)
+    if instant.astimezone(zone).date() == utcnow().astimezone(zone).date():
+        return fmt_time(instant, tz_name)
+    return fmt_when(instant, tz_name)
+
+
 def fmt_day(day: date, *, short: bool = False) -> str:
     """``Tuesday 24 November 2026``, or ``Tue 24 Nov`` when short."""
     return f"{day:%a} {day.day} {day:%b}" if short else f"{day:%A} {day.day} {day:%B %Y}"

@@ -17,9 +17,15 @@ A created message answers ``queued`` (``accepted`` through a Messaging Service) 
 ``date_sent``, as Twilio does; it is then treated as sent at once (``status`` ``sent`` and a
 ``date_sent`` for the list and fetch), until :meth:`FakeTwilio.send_status_callback` moves it on.
 
+Failure injection: :meth:`FakeTwilio.fail_number` (one number's creates), :meth:`FakeTwilio.fail_next`
+(the next few requests) and :meth:`FakeTwilio.outage` (every request, until switched off: Twilio
+answering 500 or 429 for a while). :meth:`FakeTwilio.attempts_to` lists every create for a
+number, accepted or refused, with its time: the retry schedule as Twilio saw it.
+
 Control from other processes (JSON, no auth): ``GET /_fake/messages``, ``POST /_fake/reset``,
 ``POST /_fake/latency`` ``{"seconds"}``, ``POST /_fake/fail_number`` ``{"number", "code",
 "status", "times"}``, ``POST /_fake/fail_next`` ``{"status", "code", "count"}``,
+``POST /_fake/outage`` ``{"status", "code"}`` (``{"status": null}`` ends it),
 ``POST /_fake/status_callback`` ``{"sid", "status", "error_code"}``.
 
 Standalone::
@@ -224,6 +230,7 @@ class FakeTwilio:
         self._rejected: list[dict[str, Any]] = []
         self._fail_numbers: dict[str, _FailNumber] = {}
         self._fail_next: list[_FailNext] = []
+        self._outage: tuple[int, int] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -291,6 +298,13 @@ class FakeTwilio:
         with self._lock:
             self._fail_next.append(_FailNext(status=status, code=code, remaining=count))
 
+    def outage(self, status: int | None, code: int | None = None) -> None:
+        """From now on every API request (create, list, fetch) answers ``status`` with Twilio
+        error ``code`` (500 with 20500, 429 with 20429, ...), as Twilio does while it is down or
+        throttling the account; ``outage(None)`` ends it."""
+        with self._lock:
+            self._outage = None if status is None else (status, code or (20429 if status == 429 else 20500))
+
     def reset(self) -> None:
         """Forget messages, rejections and injected failures (latency is kept)."""
         with self._lock:
@@ -299,6 +313,7 @@ class FakeTwilio:
             self._rejected.clear()
             self._fail_numbers.clear()
             self._fail_next.clear()
+            self._outage = None
 
     # ------------------------------------------------------------------ inspection
 
@@ -310,9 +325,17 @@ class FakeTwilio:
 
     @property
     def rejected(self) -> list[dict[str, Any]]:
-        """Create attempts answered with an error: ``{"to", "body", "status", "code"}``."""
+        """Create attempts answered with an error: ``{"to", "body", "status", "code", "at"}``
+        (``at``: the Unix time it came)."""
         with self._lock:
             return [dict(r) for r in self._rejected]
+
+    def attempts_to(self, number: str) -> list[tuple[float, int]]:
+        """Every create for ``number``, accepted or refused: (Unix time, HTTP status), oldest first."""
+        with self._lock:
+            refused = [(r["at"], r["status"]) for r in self._rejected if r["to"] == number]
+            accepted = [(m["date_created"].timestamp(), 201) for m in self._messages if m["to"] == number]
+        return sorted(refused + accepted)
 
     def sent_to(self, number: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["to"] == number]
@@ -441,7 +464,7 @@ class FakeTwilio:
         if match["account"] != self.account_sid:
             return 404, _error_body(404, 20404, f"The requested resource {path} was not found")
         with self._lock:
-            injected = self._take_fail_next()
+            injected = self._outage or self._take_fail_next()
             if injected is not None:
                 if method == "POST":
                     self._rejected.append(
@@ -450,6 +473,7 @@ class FakeTwilio:
                             "body": form.get("Body"),
                             "status": injected[0],
                             "code": injected[1],
+                            "at": time.time(),
                         }
                     )
                 return injected[0], _error_body(
@@ -493,7 +517,7 @@ class FakeTwilio:
         service = form.get("MessagingServiceSid") or None
 
         def reject(status: int, code: int, message: str) -> tuple[int, Any]:
-            self._rejected.append({"to": to, "body": body, "status": status, "code": code})
+            self._rejected.append({"to": to, "body": body, "status": status, "code": code, "at": time.time()})
             return status, _error_body(status, code, message)
 
         if not to:
@@ -668,6 +692,10 @@ class FakeTwilio:
                 return 200, {"ok": True}
             if method == "POST" and path == "/_fake/fail_next":
                 self.fail_next(int(data["status"]), int(data["code"]), int(data.get("count", 1)))
+                return 200, {"ok": True}
+            if method == "POST" and path == "/_fake/outage":
+                status = data.get("status")
+                self.outage(None if status is None else int(status), data.get("code") and int(data["code"]))
                 return 200, {"ok": True}
             if method == "POST" and path == "/_fake/status_callback":
                 response = self.send_status_callback(data["sid"], data["status"], data.get("error_code"))

@@ -5,12 +5,14 @@
         smtp.messages[0].message["Subject"]
 
 Failure injection per recipient: :meth:`SmtpServer.reject` (a 5xx, at RCPT or after DATA) and
-:meth:`SmtpServer.defer` (451). Optional STARTTLS (give a certificate, see
-:func:`make_self_signed_cert`) and AUTH (give ``auth=(user, password)``).
+:meth:`SmtpServer.defer` (451); a slow server: :attr:`SmtpServer.latency`; the whole server down:
+:meth:`SmtpServer.stop`, then :meth:`SmtpServer.start` again on the same port. Optional STARTTLS
+(give a certificate, see :func:`make_self_signed_cert`) and AUTH (give ``auth=(user, password)``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import subprocess
@@ -95,6 +97,10 @@ class _Handler:
                 tls=session.ssl is not None,
             )
         )
+        if self.server.latency > 0:
+            # After the message is taken and before the answer: a sender that gives up has
+            # still had its e-mail delivered.
+            await asyncio.sleep(self.server.latency)
         return "250 Message accepted for delivery"
 
 
@@ -112,6 +118,7 @@ class SmtpServer:
     ) -> None:
         self.host = host
         self.port = 0
+        self.latency = 0.0  # seconds before each "250" to DATA (changeable while running)
         self._lock = threading.Lock()
         self._messages: list[ReceivedEmail] = []
         self._failures: dict[str, _Failure] = {}
@@ -146,8 +153,10 @@ class SmtpServer:
         if self._controller is not None:
             return self
         # aiosmtpd's controller connects to its own port to check it is up, so it cannot take
-        # port 0: pick a free port first.
-        self.port = free_port(self.host)
+        # port 0: pick a free port first. A restarted server keeps its port (an outage test
+        # stops it and starts it again where the app expects it).
+        if not self.port:
+            self.port = free_port(self.host)
         kwargs = {}
         if self._tls_context is not None:
             kwargs.update(tls_context=self._tls_context, require_starttls=self._require_starttls)
@@ -186,6 +195,7 @@ class SmtpServer:
             self._failures.clear()
 
     def reset(self) -> None:
+        self.latency = 0.0
         with self._lock:
             self._failures.clear()
             self._messages.clear()
