@@ -282,6 +282,22 @@ def test_the_appointment_page_says_what_the_patient_gave_without_doubled_words(d
     assert "((" not in booking and "))" not in booking
 
 
+def test_the_series_form_and_the_move_page_say_each_length_and_zone_once(desk, database, clinic, booked):
+    with database.unit_of_work() as s:
+        from booking_service.clinic.models import Service
+
+        s.get(Service, clinic.follow_up_id).name = "Follow-up (30 min)"
+    appointment_id = booked(TUESDAY_10)
+    patient_id = appointment(database, appointment_id).patient_id
+
+    series = re.sub(r"\s+", " ", text(desk.get(f"/staff/patients/{patient_id}/plans/new")))
+    assert "Follow-up (30 min)</option>" in series and "(30 min) (30 min)" not in series
+    assert "America/Toronto (EST)" in series and "((" not in series and "))" not in series
+    move = re.sub(r"\s+", " ", text(desk.get(f"/staff/appointments/{appointment_id}/reschedule")))
+    assert "times in America/Toronto (EST)" in move
+    assert "((" not in move and "))" not in move
+
+
 def test_red_flags_left_unticked_by_staff_read_none_reported_not_not_asked(desk, database, clinic):
     desk.post("/staff/book", data=book_form(clinic))
     with database.unit_of_work() as s:

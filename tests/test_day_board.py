@@ -296,6 +296,27 @@ def test_moving_to_a_colleague_at_another_location_tells_the_patient(desk, datab
     assert "Ana Silva" in text(desk.get(f"/staff/day/fragment?date=2026-11-28&location_id={uptown}"))
 
 
+def test_a_practitioners_visit_can_be_handed_to_a_colleague_at_the_same_time(desk, database, clinic, booked):
+    """A practitioner off for the afternoon: their patients keep their times with a colleague."""
+    appointment_id = booked(TUESDAY_10)
+    daniel = clinic.practitioner_ids[1]
+    own = text(desk.get(f"/staff/appointments/{appointment_id}/reschedule?date={TUESDAY}"))
+    assert 'value="2026-11-24T15:00Z"' not in own  # its own time with its own practitioner: no move
+    page = text(desk.get(f"/staff/appointments/{appointment_id}/reschedule?practitioner={daniel}&date={TUESDAY}"))
+    assert "Free times with Daniel Okafor at Downtown" in page
+    assert 'value="2026-11-24T15:00Z"' in page  # the same 10:00, with Daniel
+
+    response = desk.post(
+        f"/staff/appointments/{appointment_id}/reschedule",
+        data={"practitioner": daniel, "start": "2026-11-24T15:00Z"},
+    )
+
+    assert "Moved to Tue 24 Nov 2026, 10:00. Now with Daniel Okafor at Downtown." in flash_after(desk, response)
+    moved = appointment(database, appointment_id)
+    assert (moved.practitioner_id, moved.start_at) == (daniel, TUESDAY_10)
+    assert "moved to" in reschedule_sms(database, appointment_id)
+
+
 def test_a_colleague_who_does_not_offer_the_service_there_is_refused(desk, database, clinic, booked, uptown):
     appointment_id = booked(TUESDAY_10)
     response = desk.post(

@@ -267,6 +267,26 @@ def test_a_visit_moved_away_frees_its_time_and_a_no_show_does_not(database, clin
         assert len(s.scalars(select(WaitlistOpening)).all()) == 1
 
 
+def test_a_visit_handed_to_a_colleague_frees_the_time_it_left_with_its_practitioner(database, clinic, line):
+    """Moved from Maya at 10:00 to Daniel at 15:00: Maya's 10:00 is free, not Daniel's."""
+    maya, daniel = clinic.practitioner_ids[:2]
+    with database.unit_of_work() as s:
+        reschedule(s, line, local("2026-11-24", "15:00"), now=NOW, by_patient=False, practitioner_id=daniel)
+    assert chain(database) == [("Sam", "offered")]
+    with database.unit_of_work() as s:
+        opening = s.scalars(select(WaitlistOpening)).one()
+        assert (opening.practitioner_id, opening.start_at) == (maya, local("2026-11-24", "10:00"))
+
+    # The same time with a colleague frees the first practitioner's time too.
+    other = book_visit(database, clinic, local("2026-11-24", "11:00"), first="Lee", phone="+14165550160")
+    with database.unit_of_work() as s:
+        reschedule(s, other, local("2026-11-24", "11:00"), now=NOW, by_patient=False, practitioner_id=daniel)
+    with database.unit_of_work() as s:
+        freed = s.scalars(select(WaitlistOpening).order_by(WaitlistOpening.id)).all()[-1]
+        assert (freed.practitioner_id, freed.start_at) == (maya, local("2026-11-24", "11:00"))
+    assert chain(database) == [("Sam", "offered"), ("Kim", "offered")]
+
+
 def test_someone_else_booking_the_time_closes_the_chain_and_the_link_shows_other_times(
     console_app, database, clinic, line
 ):

@@ -162,7 +162,8 @@ def reschedule_options(
 ) -> list[Slot]:
     """Free times to move ``appointment`` to: same service, with ``practitioner`` at
     ``location`` (default: its own), for ``days`` local days from ``first_day`` (default and
-    earliest: today), its own current time left out."""
+    earliest: today). Its own current time is left out only with its own practitioner and
+    location: the same time with a colleague is a move (a practitioner's day handed over)."""
     location = location or appointment.location
     practitioner = practitioner or appointment.practitioner
     today = slots.local_date(now, location)
@@ -179,6 +180,8 @@ def reschedule_options(
         ignore_appointment_id=appointment.id,
         staff=True,
     )
+    if (practitioner.id, location.id) != (appointment.practitioner_id, appointment.location_id):
+        return found
     return [slot for slot in found if slot.start != appointment.start_at]
 
 

@@ -114,6 +114,8 @@ def reschedule(
         reason="rescheduled",
         clinic=clinic,
         now=now,
+        practitioner_id=moved.old_practitioner_id,  # the time freed is the one it left: whose, and where
+        location_id=moved.old_location_id,
     )
     detail = {"from": moved.old_start.isoformat(), "to": appointment.start_at.isoformat(), "by_patient": by_patient}
     if moved.old_practitioner_id != appointment.practitioner_id:

@@ -209,15 +209,20 @@ def time_freed(
     reason: str,
     clinic: ClinicSettings,
     now: datetime,
+    practitioner_id: int | None = None,
+    location_id: int | None = None,
 ) -> WaitlistOpening | None:
     """``appointment`` left the time ``start``-``end`` (``reason``: ``cancelled`` or
     ``rescheduled``): when that time can now be booked online and somebody waits for it, record
-    the opening and offer it to the first in line. Returns the opening, or None."""
+    the opening and offer it to the first in line. Returns the opening, or None.
+
+    ``practitioner_id`` and ``location_id``: whose time and where it was, when a move handed the
+    appointment to a colleague or another location (default: the appointment's own)."""
     opening = WaitlistOpening(
         appointment_id=appointment.id,
         service_id=appointment.service_id,
-        location_id=appointment.location_id,
-        practitioner_id=appointment.practitioner_id,
+        location_id=location_id or appointment.location_id,
+        practitioner_id=practitioner_id or appointment.practitioner_id,
         start_at=start,
         end_at=end,
         reason=reason,

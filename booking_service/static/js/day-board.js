@@ -36,8 +36,15 @@
   var stopped = false;
   var failures = 0;
 
+  var zone = board.getAttribute("data-zone");  // the location's: every time on the page is in it
+
   function clock() {
-    return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    var options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+    try {
+      return new Date().toLocaleTimeString([], zone ? Object.assign({ timeZone: zone }, options) : options);
+    } catch (unknownZone) {
+      return new Date().toLocaleTimeString([], options);
+    }
   }
 
   function say(text) {
