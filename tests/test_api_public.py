@@ -552,6 +552,9 @@ def test_the_openapi_document_describes_every_endpoint_errors_and_bearer_securit
         "/api/v1/exercises",
         "/api/v1/patients/{patient_id}/programs",
         "/api/v1/programs/{program_id}",
+        "/api/v1/plans",
+        "/api/v1/plans/{plan_id}",
+        "/api/v1/plans/{plan_id}/cancel",
     }
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
