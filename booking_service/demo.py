@@ -180,7 +180,7 @@ def _demo_plan(session: Session, *, secret_key: str, now: datetime) -> int:
             every_days=7,
         )
         try:
-            book_plan(session, request, secret_key=secret_key, now=now)
+            book_plan(session, request, secret_key=secret_key, now=now, confirm=False)  # made-up patients
         except PlanConflicts:
             continue  # a week of the run is taken: try the next free time
         return 1

@@ -352,20 +352,25 @@ def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
     _notice(session, appointment, "cancellation", now=now, payload={"by": who})
 
 
-def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_id: int) -> None:
+def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_id: int, confirm: bool = True) -> None:
     """A treatment plan was booked: ONE confirmation (template ``plan_confirmation``, on the first
-    visit's row, listing every visit in the payload) and each visit's reminders as usual."""
+    visit's row, listing every visit in the payload; none when ``confirm`` is False, as for a
+    single booking) and each visit's reminders as usual."""
     if not appointments:
         return
     ordered = sorted(appointments, key=lambda a: a.start_at)
-    notices = _notice(
-        session,
-        ordered[0],
-        "confirmation",
-        now=now,
-        payload={"plan_id": plan_id, "visits": _visits(ordered)},
-        template=PLAN_CONFIRMATION,
-        rule=f"plan{plan_id}",
+    notices = (
+        _notice(
+            session,
+            ordered[0],
+            "confirmation",
+            now=now,
+            payload={"plan_id": plan_id, "visits": _visits(ordered)},
+            template=PLAN_CONFIRMATION,
+            rule=f"plan{plan_id}",
+        )
+        if confirm
+        else {}
     )
     for appointment in ordered:
         _reminders(session, appointment, clinic=clinic, now=now, notices=notices)

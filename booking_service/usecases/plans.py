@@ -32,16 +32,20 @@ def preview(session: Session, request: PlanRequest, *, now: datetime) -> PlanChe
     return scheduling_plans.check(session, request, now=now)
 
 
-def book_plan(session: Session, request: PlanRequest, *, secret_key: str, now: datetime) -> BookedPlan:
-    """Book every visit of the plan in one piece, plan one confirmation listing them all and
-    each visit's reminders, and record it in the audit trail.
+def book_plan(
+    session: Session, request: PlanRequest, *, secret_key: str, now: datetime, confirm: bool = True
+) -> BookedPlan:
+    """Book every visit of the plan in one piece, plan one confirmation listing them all (unless
+    ``confirm`` is False) and each visit's reminders, and record it in the audit trail.
 
     Raises PlanConflicts (409, with each visit in the way and its alternatives; nothing written),
     NotFound or ValidationFailed.
     """
     booked = scheduling_plans.book_plan(session, request, secret_key=secret_key, now=now)
     plan = booked.plan
-    planning.plan_booked(session, booked.appointments, clinic=get_clinic(session), now=now, plan_id=plan.id)
+    planning.plan_booked(
+        session, booked.appointments, clinic=get_clinic(session), now=now, plan_id=plan.id, confirm=confirm
+    )
     audit.record(
         session,
         "plan.book",
