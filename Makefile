@@ -25,8 +25,8 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 ## make run: install, migrate the SQLite database, start web + worker. On an empty database it offers
-## the choice: set up your own clinic at /setup (the default), or load the demo clinic (DEMO=1; a
-## terminal is asked). DEMO=0 never asks. A database that holds a clinic just starts.
+## the choice: load the demo clinic (the default; DEMO=1), or set up your own clinic at /setup
+## (DEMO=0); a terminal is asked. A database that holds a clinic just starts.
 ## The port: `make run PORT=8080` (PUBLIC_BASE_URL follows it unless set).
 run: install
 	$(FLASK) db upgrade

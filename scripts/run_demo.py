@@ -1,11 +1,12 @@
 """Start the web app and the worker side by side (``make run``).
 
-On an empty database (no clinic, no staff user) it offers the choice: set up your own clinic in
-the browser at ``/setup``, or load the demo clinic. ``--demo yes`` (``make run DEMO=1``) loads the
-demo, ``--demo no`` (``make run DEMO=0``) goes straight to the setup page; without either, a
-terminal is asked (Enter, or no answer within 60 seconds, means the setup page) and anything
-else, a script or a container without a terminal, never waits: the setup page is offered and
-the way to load the demo is printed. A database that holds a clinic just starts.
+On an empty database (no clinic, no staff user) it offers the choice: load the demo clinic (the
+quick start's default), or set up your own clinic in the browser at ``/setup``. ``--demo yes``
+(``make run DEMO=1``) loads the demo, ``--demo no`` (``make run DEMO=0``) goes straight to the
+setup page; without either, a terminal is asked (Enter, or no answer within 60 seconds, means the
+demo) and anything else, a script or a container without a terminal, never waits: the demo is
+loaded and the way to set up your own clinic instead is printed. A database that holds a clinic
+just starts.
 
 Console transports by default, so every message is printed instead of sent. Ctrl-C stops both.
 The port is ``--port``, else ``PORT``, else 5000 (``make run PORT=8080``); ``PUBLIC_BASE_URL``
@@ -78,18 +79,18 @@ def _database_state() -> tuple[bool, bool, bool]:
 
 def _ask(base_url: str) -> bool:
     """Ask on the terminal whether to load the demo; True for the demo. Enter, end of input or
-    no answer within PROMPT_SECONDS: the setup page."""
+    no answer within PROMPT_SECONDS: the demo."""
     print(f"\n{RULE}")
     print("  This database is empty: no clinic yet. Choose how to start:")
-    print(f"    1  Set up your own clinic in the browser at {base_url}/setup  (default)")
-    print("    2  Load the demo clinic (practitioners, services, appointments, staff logins)")
+    print("    1  Load the demo clinic (practitioners, services, appointments, staff logins)  (default)")
+    print(f"    2  Set up your own clinic in the browser at {base_url}/setup")
     print(RULE)
     print(f"Your choice [1/2] (Enter or {PROMPT_SECONDS} s: 1): ", end="", flush=True)
     ready, _, _ = select.select([sys.stdin], [], [], PROMPT_SECONDS)
     answer = sys.stdin.readline().strip().lower() if ready else ""
     if not ready:
         print()
-    return answer in ("2", *YES)
+    return answer not in ("2", *NO)
 
 
 def _load_demo() -> int:
@@ -113,6 +114,8 @@ def _banner(base_url: str, *, first_run: bool, complete: bool, demo: bool) -> No
         if demo:
             for email, role, password in DEMO_LOGINS:
                 print(f"  Staff login ({role}): {email} / {password}")
+            print("  Your own clinic instead: Ctrl-C, then start from an empty database:")
+            print("      rm -r instance && make run DEMO=0   (the guided setup at /setup)")
     print("  Messages are printed here by the worker (console transports).  Ctrl-C stops.")
     print(RULE + "\n", flush=True)
 
@@ -136,7 +139,7 @@ def main() -> int:
 
     first_run, complete, demo = _database_state()
     if first_run:
-        wants_demo = choice in YES if choice else (sys.stdin.isatty() and _ask(base_url))
+        wants_demo = choice in YES if choice else (not sys.stdin.isatty() or _ask(base_url))
         if wants_demo:
             if _load_demo() != 0:
                 return 1

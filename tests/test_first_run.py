@@ -444,8 +444,8 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_make_run_without_a_terminal_never_waits_and_prints_the_setup_address(tmp_path):
-    process, port = _run(tmp_path)
+def test_make_run_demo_0_prints_the_setup_address_and_offers_the_setup_page(tmp_path):
+    process, port = _run(tmp_path, "--demo", "0")
     try:
         printed = _read_until(process, "Ctrl-C stops")
         assert f"http://127.0.0.1:{port}/setup" in printed
@@ -459,13 +459,16 @@ def test_make_run_without_a_terminal_never_waits_and_prints_the_setup_address(tm
 
 
 @pytest.mark.slow
-def test_make_run_with_demo_loads_the_demo_clinic_and_prints_its_logins(tmp_path):
-    process, port = _run(tmp_path, "--demo", "1")
+def test_make_run_without_a_terminal_never_waits_loads_the_demo_and_prints_its_logins(tmp_path):
+    """The README's quick start: ``make run`` on a fresh machine, no terminal to ask, ends with
+    the demo clinic, its address and its staff logins (and how to set up your own instead)."""
+    process, port = _run(tmp_path)
     try:
         printed = _read_until(process, "Ctrl-C stops", timeout=180)
+        assert "Your choice" not in printed  # nobody was asked
         assert "Demo clinic loaded" in printed
         assert "admin@demo.clinic / demo-admin-2026" in printed
-        assert "/setup" not in printed
+        assert "make run DEMO=0" in printed
         assert _get(port, "/setup")[0] == 404
         assert "Initial assessment" in _get(port, "/")[1]
     finally:
