@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -404,17 +403,21 @@ def _run(tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
 
 
 def _read_until(process: subprocess.Popen, marker: str, timeout: float = 90) -> str:
+    """What the process printed up to the line with ``marker``. A thread reads the lines: a
+    select() on the pipe misses lines already read into the file object's buffer."""
     seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
+    found = threading.Event()
+
+    def pump() -> None:
+        for line in process.stdout:
             seen.append(line)
             if marker in line:
-                return "".join(seen)
+                found.set()
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
+    if found.wait(timeout):
+        return "".join(seen)
     raise AssertionError(f"{marker!r} not printed within {timeout} s:\n" + "".join(seen))
 
 
