@@ -58,18 +58,24 @@ CHANNEL_WORDS = {"email": "email", "sms": "text"}
 SHOWN_FIELDS = frozenset({*PATIENT_FIELDS, "start", "outside_hours_reason"})
 
 
-def _choice(form) -> dict:
-    """The service, location, practitioner (None: anyone) and first day asked for."""
+def visit_choice(form, *, prefer_kind: str | None = None) -> dict:
+    """The service, location and practitioner (None: anyone) asked for on a staff form, each
+    checked against what may be chosen, with the choices offered: ``services``, ``locations``,
+    ``practitioners``, ``service_id``, ``location_id``, ``location``, ``practitioner_id``. With
+    no valid service asked for, the first of ``prefer_kind`` (else the first service). A
+    practitioner signed in books with themselves only. Shared by booking for a caller and
+    booking a series."""
     location, locations = choose_location()
     services = active_services(db_session(), online_only=False)
     service_id = parse_int(form.get("service"))
     if service_id not in {s.id for s in services}:
-        service_id = services[0].id if services else None
+        preferred = [s for s in services if s.kind == prefer_kind]
+        service_id = (preferred or services)[0].id if services else None
     location_id = parse_int(form.get("location"))
     if location_id not in {loc.id for loc in locations}:
         location_id = location.id if location is not None else None
     practitioners = practitioners_for(db_session(), location_id=location_id, service_id=service_id)
-    scope = practitioner_scope()
+    scope = practitioner_scope("appointment", "book")
     if scope is not None:  # a practitioner books with themselves only
         practitioners = [p for p in practitioners if p.id == scope]
         practitioner_id = scope
@@ -77,20 +83,24 @@ def _choice(form) -> dict:
         practitioner_id = parse_int(form.get("practitioner"))
         if practitioner_id not in {p.id for p in practitioners}:
             practitioner_id = None
-    chosen_location = next((loc for loc in locations if loc.id == location_id), None)
-    today = local_today(chosen_location)
-    first_day = max(parse_date(form.get("date")) or today, today)
     return {
         "services": services,
         "locations": locations,
         "practitioners": practitioners,
         "service_id": service_id,
         "location_id": location_id,
-        "location": chosen_location,
+        "location": next((loc for loc in locations if loc.id == location_id), None),
         "practitioner_id": practitioner_id,
-        "first_day": first_day,
-        "today": today,
     }
+
+
+def _choice(form) -> dict:
+    """The service, location, practitioner (None: anyone) and first day asked for."""
+    choice = visit_choice(form)
+    chosen_location = choice["location"]
+    today = local_today(chosen_location)
+    first_day = max(parse_date(form.get("date")) or today, today)
+    return {**choice, "first_day": first_day, "today": today}
 
 
 def _free_times(choice: dict) -> tuple[list, str | None]:

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from booking_service.clinic.queries import active_services, practitioners_for
+from booking_service.clinic.queries import practitioners_for
 from booking_service.console.auth import practitioner_scope
+from booking_service.console.booking import visit_choice
 from booking_service.console.common import (
     STAFF_FIELD_MESSAGES,
     STAFF_MESSAGES,
-    choose_location,
     fmt_when,
     parse_date,
     parse_int,
@@ -96,25 +96,8 @@ def _parse_time(raw: str | None) -> time | None:
 
 def _series(form, patient: Patient) -> dict:
     """The series asked for, from the form (or defaults): the choices offered and the values."""
-    location, locations = choose_location()
-    services = active_services(db_session(), online_only=False)
-    service_id = parse_int(form.get("service"))
-    if service_id not in {s.id for s in services}:
-        follow_ups = [s for s in services if s.kind == "follow_up"]
-        service_id = (follow_ups or services)[0].id if services else None
-    location_id = parse_int(form.get("location"))
-    if location_id not in {loc.id for loc in locations}:
-        location_id = location.id if location is not None else None
-    practitioners = practitioners_for(db_session(), location_id=location_id, service_id=service_id)
-    scope = practitioner_scope("appointment", "book")
-    if scope is not None:  # a practitioner books with themselves only
-        practitioners = [p for p in practitioners if p.id == scope]
-        practitioner_id = scope
-    else:
-        practitioner_id = parse_int(form.get("practitioner"))
-        if practitioner_id not in {p.id for p in practitioners}:
-            practitioner_id = None
-    chosen_location = next((loc for loc in locations if loc.id == location_id), None)
+    choice = visit_choice(form, prefer_kind="follow_up")
+    chosen_location = choice["location"]
     zone = ZoneInfo(chosen_location.timezone if chosen_location else "UTC")
     today = utcnow().astimezone(zone).date()
     first_day = parse_date(form.get("first_day")) or today
@@ -123,14 +106,8 @@ def _series(form, patient: Patient) -> dict:
         weekdays = [first_day.weekday()]
     raw_count, raw_every = form.get("count"), form.get("every_days")
     return {
+        **choice,
         "patient": patient,
-        "services": services,
-        "locations": locations,
-        "practitioners": practitioners,
-        "service_id": service_id,
-        "location_id": location_id,
-        "location": chosen_location,
-        "practitioner_id": practitioner_id,
         "first_day": first_day,
         "today": today,
         "time": _parse_time(form.get("time")) if "time" in form else DEFAULT_TIME,
@@ -138,7 +115,7 @@ def _series(form, patient: Patient) -> dict:
         "weekdays": weekdays,
         "count": parse_int(raw_count) if raw_count is not None else DEFAULT_COUNT,
         "every_days": parse_int(raw_every) if raw_every else 7,
-        "is_practitioner": scope is not None,
+        "is_practitioner": practitioner_scope("appointment", "book") is not None,
     }
 
 
