@@ -12,7 +12,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from booking_service.scheduling.availability import (
@@ -88,7 +88,8 @@ def utc_times(instants) -> str:
 
 
 def overlaps(a_start, a_end, b_start, b_end) -> bool:
-    return a_start < b_end and b_start < a_end
+    """Half-open intervals share an instant: an empty one shares none, even strictly inside."""
+    return a_start < a_end and b_start < b_end and a_start < b_end and b_start < a_end
 
 
 # --- DST: ordinary hours on transition days -----------------------------------------------------
@@ -300,6 +301,8 @@ BUSY = [
                  id="unsorted and overlapping busy intervals are handled"),
     pytest.param([("10:00", "10:00")], 0, "08:00 08:30 09:00 09:30 10:00 10:30 11:00 11:30 12:00",
                  id="an empty busy interval blocks nothing"),
+    pytest.param([("10:15", "10:15")], 0, "08:00 08:30 09:00 09:30 10:00 10:30 11:00 11:30 12:00",
+                 id="an empty busy interval strictly inside a slot blocks nothing either"),
 ]
 # fmt: on
 
@@ -481,6 +484,26 @@ def test_is_free_agrees_with_free_slots_at_every_minute_of_the_day(day):
     while instant < bounds.end:
         assert is_free(cal, instant, **rules) is (instant in offered), instant
         instant += minutes(1)
+
+
+# --- overlaps --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        pytest.param((9, 12), (11, 13), True, id="intervals sharing an hour overlap"),
+        pytest.param((9, 12), (12, 13), False, id="intervals that only touch do not overlap"),
+        pytest.param((9, 12), (10, 10), False, id="an empty interval strictly inside overlaps nothing"),
+        pytest.param((10, 10), (9, 12), False, id="overlapping is symmetric for an empty interval"),
+        pytest.param((10, 10), (10, 10), False, id="an empty interval does not overlap itself"),
+    ],
+)
+def test_intervals_overlap_when_they_share_an_instant(a, b, expected):
+    first, second = Interval(utc(5, 5, a[0]), utc(5, 5, a[1])), Interval(utc(5, 5, b[0]), utc(5, 5, b[1]))
+
+    assert first.overlaps(second) is expected
+    assert overlaps(first.start, first.end, second.start, second.end) is expected  # the tests' reference
 
 
 # --- subtract ------------------------------------------------------------------------------------
@@ -758,7 +781,27 @@ def _reference_slots(cal, first_day, last_day, duration, buffer_after, step, not
     return sorted(starts)
 
 
+# Found by a long run of the property below: empty busy intervals strictly inside candidate slots
+# on the spring-forward weekend. The engine (rightly) offered 00:00Z and 00:10Z; the reference
+# then counted an empty interval as overlapping and left them out.
+EMPTY_BUSY_ON_SPRING_FORWARD = (
+    calendar(
+        [WeeklyHours(5, time(19), time(19, 20)), WeeklyHours(6, time(1), time(4))],  # Sat 19:00 EST = 00:00Z Sun
+        busy=[Interval(utc(3, 8, 0, 3), utc(3, 8, 0, 3)), Interval(utc(3, 8, 0, 12), utc(3, 8, 0, 12))],
+    ),
+    {
+        "first_day": date(2026, 3, 7),
+        "last_day": SPRING_FORWARD,
+        "duration": minutes(5),
+        "buffer_after": timedelta(0),
+        "step": minutes(5),
+        **OPEN,
+    },
+)
+
+
 @PROPERTY_SETTINGS
+@example(EMPTY_BUSY_ON_SPRING_FORWARD)
 @given(scenarios(one_entry_per_weekday=True))
 def test_free_slots_match_a_brute_force_reading_of_the_contract(scenario):
     cal, arguments = scenario

@@ -4,9 +4,11 @@ Contract
 ========
 Intervals
     An :class:`Interval` is half-open, ``[start, end)``, with timezone-aware ends and
-    ``start <= end``. Two intervals overlap when ``a.start < b.end and b.start < a.end``, so
-    intervals that only touch do not overlap and an empty interval overlaps nothing. Every
-    instant this module returns is in UTC (``tzinfo is datetime.UTC``).
+    ``start <= end``. Two intervals overlap when they share an instant: both are non-empty and
+    ``a.start < b.end and b.start < a.end``. So intervals that only touch do not overlap, and an
+    empty interval overlaps nothing, not even one it lies strictly inside (an empty busy
+    interval blocks no slot). Every instant this module returns is in UTC (``tzinfo is
+    datetime.UTC``).
 
 Days and working time
     ``first_day`` and ``last_day`` are local dates in the calendar's zone, both inclusive; an
@@ -118,8 +120,9 @@ class Interval:
             raise ValueError(f"Interval ends before it starts: {self.start} .. {self.end}")
 
     def overlaps(self, other: Interval) -> bool:
-        """True when the two intervals share at least one instant (touching is not enough)."""
-        return self.start < other.end and other.start < self.end
+        """True when the two intervals share at least one instant (touching is not enough, and
+        an empty interval shares none, even strictly inside the other)."""
+        return self.start < self.end and other.start < other.end and self.start < other.end and other.start < self.end
 
 
 def _trusted_interval(start: datetime, end: datetime) -> Interval:
