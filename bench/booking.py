@@ -248,14 +248,17 @@ def healthz(base: str, count: int, clients: int) -> float:
     """Wall seconds for ``count`` ``GET /healthz`` by ``clients`` threads; every answer must be 200."""
     remaining = iter(range(count))
     lock = threading.Lock()
-    failures: list[int] = []
+    failures: list[int | str] = []
 
     def client() -> None:
         while True:
             with lock:
                 if next(remaining, None) is None:
                     return
-            status = http(f"{base}/healthz")[0]
+            try:
+                status = http(f"{base}/healthz")[0]
+            except OSError as exc:  # a thread's exception would be lost in its future
+                status = f"{type(exc).__name__}: {exc}"
             if status != 200:
                 with lock:
                     failures.append(status)
@@ -303,6 +306,8 @@ def round_of(side: Side, *, chunk: int, clients: int, healthz_factor: int, repea
     # Patients numbered apart from the warm-up's and other rounds' (their phones differ too).
     wall, latencies = book_all([side.base], part, tag, first=1000 * (number + 1), clients=clients, **ids)
     cpu = meter.stop()
+    if len(latencies) != len(part):  # a client thread died (its exception stays in its future)
+        raise BenchError(f"{side.label}: {len(part) - len(latencies)} of {len(part)} bookings got no answer")
     side.booked += len(part)
     side.booking_wall += wall
     side.latencies += latencies
@@ -357,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             start(side, redis_url=redis_url, log_dir=folder)
             note(f"{side.label}: warming up")
             catalogue(side)
-            side.slots = free_slots(side.base, side.service_id, side.location_id, needed)
+            try:
+                side.slots = free_slots(side.base, side.service_id, side.location_id, needed)
+            except AssertionError as exc:
+                raise BenchError(f"{side.label}: {exc} for {needed} bookings: ask fewer (--rounds, --chunk)") from None
             warm, side.slots = side.slots[:WARM_UP], side.slots[WARM_UP:]
             ids = {"service_id": side.service_id, "location_id": side.location_id}
             book_all([side.base], warm, "Warm", first=0, clients=args.clients, **ids)
@@ -389,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         if tree is not None:
             remove_worktree(tree)
         subprocess.run(["rm", "-rf", str(folder)])
+        if args.before:  # a worktree interrupted while being made: its folder is gone, forget it
+            subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     report(sides, args, loads)

@@ -79,7 +79,22 @@ def availability_json(slots: list[Slot], loc: Location) -> bytes:
     by orjson straight from the aware datetimes. orjson writes an aware datetime as
     ``datetime.isoformat()`` does when it has no microseconds (``2026-11-24T09:00:00-05:00``),
     which slots never have; ``tests/test_api_availability_http.py`` holds the two equal."""
-    return orjson.dumps(availability(slots, loc), option=orjson.OPT_APPEND_NEWLINE)
+    zone = zone_of(loc)
+    # Converting to local time costs more than the encoding, and most instants repeat (one
+    # start for several practitioners; a slot's end is a later slot's start): once each.
+    local: dict[datetime, datetime] = {}
+
+    def at(instant: datetime) -> datetime:
+        found = local.get(instant)
+        if found is None:
+            found = local[instant] = instant.astimezone(zone)
+        return found
+
+    document = {
+        "timezone": loc.timezone,
+        "slots": [{"start": at(s.start), "end": at(s.end), "practitioner_id": s.practitioner_id} for s in slots],
+    }
+    return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
 
 
 # --- appointments ------------------------------------------------------------------------------
