@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGTERM, _interrupt)  # cleaned up as on Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (`&`)
     redis_url = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
     sides: list[Side] = []
     loads = [load_average()]
@@ -393,8 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the clean-up
         for side in sides:
+            note(f"{side.label}: stopping gunicorn, dropping {side.database}")
             stop(side)
         if tree is not None:
+            note(f"removing the worktree {tree}")
             remove_worktree(tree)
         subprocess.run(["rm", "-rf", str(folder)])
         if args.before:  # a worktree interrupted while being made: its folder is gone, forget it
