@@ -1,8 +1,8 @@
 """Benchmark: bookings per second through gunicorn, as a ratio of ``/healthz`` requests per
 second measured the same way in the same run; booking latency and CPU; availability over HTTP.
 
-    .venv/bin/python -m bench.booking                      # this checkout, about a minute
-    .venv/bin/python -m bench.booking --before c282e09     # and REV, interleaved, about two
+    .venv/bin/python -m bench.booking                      # this checkout, about two minutes
+    .venv/bin/python -m bench.booking --before c282e09     # and REV, interleaved, about four
 
 Each side (this checkout, and with ``--before REV`` a ``git worktree`` of REV made in a
 temporary folder) gets its own throw-away PostgreSQL database (``BENCH_PG_ADMIN_URL``, see
