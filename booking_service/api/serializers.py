@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
@@ -69,6 +71,30 @@ def slot(s: Slot, zone: ZoneInfo) -> dict:
 def availability(slots: list[Slot], loc: Location) -> dict:
     zone = zone_of(loc)
     return {"timezone": loc.timezone, "slots": [slot(s, zone) for s in slots]}
+
+
+def availability_json(slots: list[Slot], loc: Location) -> bytes:
+    """The body of ``GET /api/v1/availability``: the document ``AvailabilitySchema`` dumps from
+    :func:`availability` and Flask writes (compact, keys in this order, a final newline), made
+    by orjson straight from the aware datetimes. orjson writes an aware datetime as
+    ``datetime.isoformat()`` does when it has no microseconds (``2026-11-24T09:00:00-05:00``),
+    which slots never have; ``tests/test_api_availability_http.py`` holds the two equal."""
+    zone = zone_of(loc)
+    # Converting to local time costs more than the encoding, and most instants repeat (one
+    # start for several practitioners; a slot's end is a later slot's start): once each.
+    local: dict[datetime, datetime] = {}
+
+    def at(instant: datetime) -> datetime:
+        found = local.get(instant)
+        if found is None:
+            found = local[instant] = instant.astimezone(zone)
+        return found
+
+    document = {
+        "timezone": loc.timezone,
+        "slots": [{"start": at(s.start), "end": at(s.end), "practitioner_id": s.practitioner_id} for s in slots],
+    }
+    return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
 
 
 # --- appointments ------------------------------------------------------------------------------
