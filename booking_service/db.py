@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, Table, cast, create_engine, event, insert, literal, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -128,6 +128,7 @@ class Database:
         self.engine = make_engine(url, echo=echo, pool_size=pool_size)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self.session_factory, "after_flush", _mark_wrote)
+        event.listen(self.session_factory, "do_orm_execute", _mark_statement_wrote)
         event.listen(self.session_factory, "after_transaction_end", _clear_wrote)
 
     @property
@@ -156,6 +157,51 @@ class Database:
 
 def _mark_wrote(session: Session, _context) -> None:
     session.info["wrote"] = True
+
+
+def _mark_statement_wrote(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+
+
+def has_written(session: Session) -> bool:
+    """Whether the session's transaction holds changes: flushed or executed through the session
+    (INSERT, UPDATE, DELETE), or still pending. A use case that may fail half-way needs a
+    savepoint only then (see ``scheduling.operations.book_slot``)."""
+    return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
+
+
+def insert_with_children(
+    session: Session, table: Table, row: dict, *, children: list[tuple[Table, tuple[str, ...], list[dict]]]
+) -> int:
+    """Insert ``row`` into ``table`` (with an integer ``id``) and, for each ``(child table,
+    columns, rows)``, those rows with each of ``columns`` set to the new id; returns the id.
+
+    PostgreSQL: ONE statement, the parent's ``INSERT ... RETURNING id`` feeding the children's
+    inserts as data-modifying CTEs. SQLite: one statement per table that has rows. Each child
+    list's dicts must share their keys.
+    """
+    parent = insert(table).values(**row).returning(table.c.id)
+    filled = [(child, columns, rows) for child, columns, rows in children if rows]
+    if session.get_bind().dialect.name != "postgresql" or not filled:
+        new_id = session.execute(parent).scalar_one()
+        for child, columns, rows in filled:
+            session.execute(insert(child), [{**r, **dict.fromkeys(columns, new_id)} for r in rows])
+        return new_id
+    new = parent.cte(f"new_{table.name}")
+    statement = select(new.c.id)
+    for child, columns, rows in filled:
+        names = [name for name in rows[0] if name not in columns]
+        picks = [
+            select(
+                *(new.c.id.label(column) for column in columns),
+                *(cast(literal(r[name], child.c[name].type), child.c[name].type).label(name) for name in names),
+            )
+            for r in rows
+        ]
+        source = picks[0] if len(picks) == 1 else union_all(*picks)
+        statement = statement.add_cte(insert(child).from_select([*columns, *names], source).cte(f"new_{child.name}"))
+    return session.execute(statement).scalar_one()
 
 
 def _clear_wrote(session: Session, transaction) -> None:

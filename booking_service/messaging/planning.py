@@ -196,7 +196,7 @@ def _notice(
     """Plan ``kind`` (a notice, due now) on every channel the patient may get it on, rendered
     from ``template`` (default: the kind); ``rule`` sets such a notice apart in its dedupe key.
 
-    Returns ``{channel: due}`` of the notices planned, for :func:`_reminders`.
+    Returns the rows, not yet added: the entry point adds them with the reminders in one insert.
     """
     patient = appointment.patient
     body = {"start_at": appointment.start_at.astimezone(UTC).isoformat(), **(payload or {})}
@@ -220,13 +220,18 @@ def _notice(
         )
         for channel, to in channels
     ]
-    _insert(session, rows)
-    return {row.channel: now for row in rows}
+    return rows
+
+
+def _sent_at(notices: list[OutboxMessage]) -> dict[str, datetime]:
+    """``{channel: due}`` of the notices planned, for :func:`_reminders`."""
+    return {row.channel: row.due_at for row in notices}
 
 
 def _reminders(
     session: Session, appointment: Appointment, *, clinic, now: datetime, notices: dict[str, datetime]
-) -> None:
+) -> list[OutboxMessage]:
+    """The reminders the clinic's rules call for (rows not yet added; see the module's rules)."""
     patient = appointment.patient
     tz = ZoneInfo(appointment.location.timezone)
     start = appointment.start_at
@@ -273,7 +278,7 @@ def _reminders(
             if fallback is not None:
                 planned.append(reminder(rule, *fallback))
                 break
-    _insert(session, planned)
+    return planned
 
 
 def has_later_booking(session: Session, appointment: Appointment, now: datetime) -> bool:
@@ -322,11 +327,18 @@ def _follow_up(session: Session, appointment: Appointment, *, now: datetime) -> 
 # --------------------------------------------------------------------------- entry points
 
 
+def _add_new(session: Session, rows: list[OutboxMessage]) -> None:
+    """Add the rows of appointments booked in this transaction: nothing can be planned for them
+    yet, so there is no dedupe read, and they are inserted with the next flush in one
+    multi-row INSERT (with the booking's audit events)."""
+    session.add_all(rows)
+
+
 def booked(session, appointment, *, clinic, now, confirm: bool = True) -> None:
     """A new booking: its confirmation (unless ``confirm`` is False: staff booked a patient
     standing at the desk) and its reminders."""
-    notices = _notice(session, appointment, "confirmation", now=now) if confirm else {}
-    _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+    notices = _notice(session, appointment, "confirmation", now=now) if confirm else []
+    _add_new(session, [*notices, *_reminders(session, appointment, clinic=clinic, now=now, notices=_sent_at(notices))])
 
 
 def rescheduled(session, appointment, *, clinic, now, by_patient, old_start) -> None:
@@ -340,7 +352,7 @@ def rescheduled(session, appointment, *, clinic, now, by_patient, old_start) -> 
         now=now,
         payload={"old_start": old_start.astimezone(UTC).isoformat(), "by": "patient" if by_patient else "staff"},
     )
-    _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+    _insert(session, [*notices, *_reminders(session, appointment, clinic=clinic, now=now, notices=_sent_at(notices))])
 
 
 def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
@@ -349,7 +361,7 @@ def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
     consent)."""
     who = "patient" if by_patient else "staff"
     _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason=f"appointment cancelled by {who}", now=now)
-    _notice(session, appointment, "cancellation", now=now, payload={"by": who})
+    _insert(session, _notice(session, appointment, "cancellation", now=now, payload={"by": who}))
 
 
 def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_id: int, confirm: bool = True) -> None:
@@ -370,10 +382,13 @@ def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_i
             rule=f"plan{plan_id}",
         )
         if confirm
-        else {}
+        else []
     )
-    for appointment in ordered:
-        _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+    sent = _sent_at(notices)
+    _add_new(
+        session,
+        [*notices, *(r for a in ordered for r in _reminders(session, a, clinic=clinic, now=now, notices=sent))],
+    )
 
 
 def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, plan_id: int) -> None:
@@ -385,7 +400,7 @@ def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, pla
     ordered = sorted(appointments, key=lambda a: a.start_at)
     for appointment in ordered:
         _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason="appointment cancelled by staff", now=now)
-    _notice(
+    notice = _notice(
         session,
         ordered[0],
         "cancellation",
@@ -394,6 +409,7 @@ def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, pla
         template=PLAN_CANCELLATION,
         rule=f"plan{plan_id}",
     )
+    _insert(session, notice)
 
 
 def _visits(appointments: list[Appointment]) -> list[dict]:
