@@ -14,11 +14,25 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, Table, cast, create_engine, event, insert, literal, select, union_all
+from sqlalchemy import (
+    DateTime,
+    Insert,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    insert,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -179,29 +193,60 @@ def insert_with_children(
 
     PostgreSQL: ONE statement, the parent's ``INSERT ... RETURNING id`` feeding the children's
     inserts as data-modifying CTEs. SQLite: one statement per table that has rows. Each child
-    list's dicts must share their keys.
+    list's dicts must share their keys. The statement of each shape (columns and row counts) is
+    built once, with bound parameters.
     """
-    parent = insert(table).values(**row).returning(table.c.id)
-    filled = [(child, columns, rows) for child, columns, rows in children if rows]
+    filled = tuple((child, columns, rows) for child, columns, rows in children if rows)
+    shape = (
+        table,
+        tuple(row),
+        tuple(
+            (child, columns, tuple(n for n in rows[0] if n not in columns), len(rows))
+            for child, columns, rows in filled
+        ),
+    )
     if session.get_bind().dialect.name != "postgresql" or not filled:
-        new_id = session.execute(parent).scalar_one()
+        new_id = session.execute(_parent_insert(shape[:2]), row).scalar_one()
         for child, columns, rows in filled:
             session.execute(insert(child), [{**r, **dict.fromkeys(columns, new_id)} for r in rows])
         return new_id
-    new = parent.cte(f"new_{table.name}")
+    params = dict(row)
+    for index, (_child, _columns, names, _count) in enumerate(shape[2]):
+        for number, values in enumerate(filled[index][2]):
+            params.update({f"c{index}_{number}_{name}": values[name] for name in names})
+    return session.execute(_insert_with_children(shape), params).scalar_one()
+
+
+@functools.cache
+def _parent_insert(shape: tuple) -> Insert:
+    table, names = shape
+    return (
+        insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names}).returning(table.c.id)
+    )
+
+
+@functools.cache
+def _insert_with_children(shape: tuple) -> Select:
+    """The one statement of :func:`insert_with_children` on PostgreSQL, for one shape."""
+    table, _names, children = shape
+    new = _parent_insert(shape[:2]).cte(f"new_{table.name}")
     statement = select(new.c.id)
-    for child, columns, rows in filled:
-        names = [name for name in rows[0] if name not in columns]
+    for index, (child, columns, names, count) in enumerate(children):
         picks = [
             select(
                 *(new.c.id.label(column) for column in columns),
-                *(cast(literal(r[name], child.c[name].type), child.c[name].type).label(name) for name in names),
+                *(
+                    cast(bindparam(f"c{index}_{number}_{name}", type_=child.c[name].type), child.c[name].type).label(
+                        name
+                    )
+                    for name in names
+                ),
             )
-            for r in rows
+            for number in range(count)
         ]
-        source = picks[0] if len(picks) == 1 else union_all(*picks)
+        source = picks[0] if count == 1 else union_all(*picks)
         statement = statement.add_cte(insert(child).from_select([*columns, *names], source).cte(f"new_{child.name}"))
-    return session.execute(statement).scalar_one()
+    return statement
 
 
 def _clear_wrote(session: Session, transaction) -> None:

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from booking_service import audit
@@ -253,24 +254,37 @@ def _candidates(session: Session, details: PatientDetails) -> list[Patient]:
     """Patients with the same first name and the given email, then those with the given phone,
     each group oldest first; one statement, which also reads the phone's opt-out
     (``consent.remember_opt_out``): a row even when nobody matches."""
-    same_contact = [
-        column == value for column, value in ((Patient.email, details.email), (Patient.phone, details.phone)) if value
-    ]
-    opted_out = (
-        select(SmsOptOut.phone).where(SmsOptOut.phone == details.phone).exists() if details.phone else literal(False)
+    query = _candidates_query(details.email is not None, details.phone is not None)
+    params = {"first_name": details.first_name.lower(), "email": details.email, "phone": details.phone}
+    rows = session.execute(query, params).all()
+    if details.phone:
+        remember_opt_out(session, details.phone, bool(rows[0].opted_out))
+    return [row.Patient for row in rows if row.Patient is not None]
+
+
+@functools.cache
+def _candidates_query(email: bool, phone: bool) -> Select:
+    """The statement of :func:`_candidates` for details with an email and/or a phone, built once:
+    the returning patients outer-joined to a one-row anchor holding the opt-out."""
+    email_value, phone_value = (
+        bindparam("email", type_=Patient.email.type),
+        bindparam("phone", type_=Patient.phone.type),
     )
+    same_contact = [
+        column == value
+        for column, value, given in ((Patient.email, email_value, email), (Patient.phone, phone_value, phone))
+        if given
+    ]
+    opted_out = select(SmsOptOut.phone).where(SmsOptOut.phone == phone_value).exists() if phone else literal(False)
     anchor = select(opted_out.label("opted_out")).subquery("anchor")
-    match = and_(func.lower(Patient.first_name) == details.first_name.lower(), or_(*same_contact))
-    email_first = case((Patient.email == details.email, 0), else_=1) if details.email else literal(0)
-    rows = session.execute(
+    match = and_(func.lower(Patient.first_name) == bindparam("first_name"), or_(*same_contact))
+    email_first = case((Patient.email == email_value, 0), else_=1) if email else literal(0)
+    return (
         select(anchor.c.opted_out, Patient)
         .select_from(anchor)
         .outerjoin(Patient, match)
         .order_by(email_first, Patient.id)
-    ).all()
-    if details.phone:
-        remember_opt_out(session, details.phone, bool(rows[0].opted_out))
-    return [row.Patient for row in rows if row.Patient is not None]
+    )
 
 
 def _lock_identity(session: Session, details: PatientDetails) -> None:
