@@ -172,7 +172,12 @@ def main() -> None:
                 ["request", "statements", "round trips", "app CPU ms"],
                 [
                     ("POST /api/v1/appointments", len(booking.statements), booking.round_trips, cpu_ms),
-                    ("GET /api/v1/availability (1 practitioner, 7 days)", len(search.statements), search.round_trips, "-"),
+                    (
+                        "GET /api/v1/availability (1 practitioner, 7 days)",
+                        len(search.statements),
+                        search.round_trips,
+                        "-",
+                    ),
                 ],
             )
         )

@@ -14,11 +14,25 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import (
+    DateTime,
+    Insert,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    insert,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -128,6 +142,7 @@ class Database:
         self.engine = make_engine(url, echo=echo, pool_size=pool_size)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self.session_factory, "after_flush", _mark_wrote)
+        event.listen(self.session_factory, "do_orm_execute", _mark_statement_wrote)
         event.listen(self.session_factory, "after_transaction_end", _clear_wrote)
 
     @property
@@ -156,6 +171,82 @@ class Database:
 
 def _mark_wrote(session: Session, _context) -> None:
     session.info["wrote"] = True
+
+
+def _mark_statement_wrote(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+
+
+def has_written(session: Session) -> bool:
+    """Whether the session's transaction holds changes: flushed or executed through the session
+    (INSERT, UPDATE, DELETE), or still pending. A use case that may fail half-way needs a
+    savepoint only then (see ``scheduling.operations.book_slot``)."""
+    return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
+
+
+def insert_with_children(
+    session: Session, table: Table, row: dict, *, children: list[tuple[Table, tuple[str, ...], list[dict]]]
+) -> int:
+    """Insert ``row`` into ``table`` (with an integer ``id``) and, for each ``(child table,
+    columns, rows)``, those rows with each of ``columns`` set to the new id; returns the id.
+
+    PostgreSQL: ONE statement, the parent's ``INSERT ... RETURNING id`` feeding the children's
+    inserts as data-modifying CTEs. SQLite: one statement per table that has rows. Each child
+    list's dicts must share their keys. The statement of each shape (columns and row counts) is
+    built once, with bound parameters.
+    """
+    filled = tuple((child, columns, rows) for child, columns, rows in children if rows)
+    shape = (
+        table,
+        tuple(row),
+        tuple(
+            (child, columns, tuple(n for n in rows[0] if n not in columns), len(rows))
+            for child, columns, rows in filled
+        ),
+    )
+    if session.get_bind().dialect.name != "postgresql" or not filled:
+        new_id = session.execute(_parent_insert(shape[:2]), row).scalar_one()
+        for child, columns, rows in filled:
+            session.execute(insert(child), [{**r, **dict.fromkeys(columns, new_id)} for r in rows])
+        return new_id
+    params = dict(row)
+    for index, (_child, _columns, names, _count) in enumerate(shape[2]):
+        for number, values in enumerate(filled[index][2]):
+            params.update({f"c{index}_{number}_{name}": values[name] for name in names})
+    return session.execute(_insert_with_children(shape), params).scalar_one()
+
+
+@functools.cache
+def _parent_insert(shape: tuple) -> Insert:
+    table, names = shape
+    return (
+        insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names}).returning(table.c.id)
+    )
+
+
+@functools.cache
+def _insert_with_children(shape: tuple) -> Select:
+    """The one statement of :func:`insert_with_children` on PostgreSQL, for one shape."""
+    table, _names, children = shape
+    new = _parent_insert(shape[:2]).cte(f"new_{table.name}")
+    statement = select(new.c.id)
+    for index, (child, columns, names, count) in enumerate(children):
+        picks = [
+            select(
+                *(new.c.id.label(column) for column in columns),
+                *(
+                    cast(bindparam(f"c{index}_{number}_{name}", type_=child.c[name].type), child.c[name].type).label(
+                        name
+                    )
+                    for name in names
+                ),
+            )
+            for number in range(count)
+        ]
+        source = picks[0] if count == 1 else union_all(*picks)
+        statement = statement.add_cte(insert(child).from_select([*columns, *names], source).cte(f"new_{child.name}"))
+    return statement
 
 
 def _clear_wrote(session: Session, transaction) -> None:

@@ -7,6 +7,6 @@ every surface that reaches it.
 """
 
 from booking_service.audit.context import Actor, acting_as, current_actor
-from booking_service.audit.operations import record
+from booking_service.audit.operations import record, values
 
-__all__ = ["Actor", "acting_as", "current_actor", "record"]
+__all__ = ["Actor", "acting_as", "current_actor", "record", "values"]

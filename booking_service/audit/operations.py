@@ -62,6 +62,40 @@ def _clean(detail: dict | None) -> dict | None:
     return cleaned
 
 
+def values(
+    session: Session,
+    action: str,
+    resource_type: str,
+    resource_id: int | None,
+    detail: dict | None = None,
+    *,
+    patient_id: int | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """The column values of one audit event (the arguments as :func:`record`'s): for statements
+    that write the event together with the change it records (a new patient's consents)."""
+    if not ACTION.match(action):
+        raise ValueError(f"audit action {action!r} is not area.verb")
+    if patient_id is None and resource_type == "patient":
+        patient_id = resource_id
+    actor = current_actor(session)
+    return {
+        "occurred_at": now or utcnow(),
+        "actor_kind": actor.kind,
+        "actor_user_id": actor.user_id,
+        "actor_label": actor.label,
+        "actor_token_id": actor.token_id,
+        "actor_appointment_id": actor.appointment_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "patient_id": patient_id,
+        "address": actor.address,
+        "request_id": actor.request_id,
+        "detail": _clean(detail),
+    }
+
+
 def record(
     session: Session,
     action: str,
@@ -80,25 +114,6 @@ def record(
     ValueError for a key that could carry clinical or personal text (``reason``, ``body``,
     ``email``...), for nested values or long strings.
     """
-    if not ACTION.match(action):
-        raise ValueError(f"audit action {action!r} is not area.verb")
-    if patient_id is None and resource_type == "patient":
-        patient_id = resource_id
-    actor = current_actor(session)
-    event = AuditEvent(
-        occurred_at=now or utcnow(),
-        actor_kind=actor.kind,
-        actor_user_id=actor.user_id,
-        actor_label=actor.label,
-        actor_token_id=actor.token_id,
-        actor_appointment_id=actor.appointment_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        patient_id=patient_id,
-        address=actor.address,
-        request_id=actor.request_id,
-        detail=_clean(detail),
-    )
+    event = AuditEvent(**values(session, action, resource_type, resource_id, detail, patient_id=patient_id, now=now))
     session.add(event)
     return event

@@ -38,7 +38,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from booking_service.db import write_transaction
@@ -199,7 +198,7 @@ def plan_nudges(session: Session, *, now: datetime) -> int:
             payload={"program_id": c.program_id, "day": c.day.isoformat(), "timezone": c.timezone},
         )
         rows.append(values)
-    return _insert_new(session, rows)
+    return planning.insert_new(session, rows)
 
 
 def _planned_keys(session: Session, keys: list[str]) -> set[str]:
@@ -209,18 +208,3 @@ def _planned_keys(session: Session, keys: list[str]) -> set[str]:
         chunk = keys[start : start + KEY_CHUNK]
         found.update(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(chunk))))
     return found
-
-
-def _insert_new(session: Session, rows: list[dict]) -> int:
-    """One executemany INSERT ... ON CONFLICT (dedupe_key) DO NOTHING (SQLAlchemy batches it
-    into multi-row statements); returns how many rows were inserted. A concurrent sweep that
-    inserted the same key first makes this one wait for its commit and then skip the row
-    (PostgreSQL), or is serialised by SQLite's single writer: never an error, never a second
-    row.
-    """
-    if not rows:
-        return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    table = OutboxMessage.__table__
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
-    return len(session.execute(statement, rows).all())

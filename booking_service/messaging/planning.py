@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from booking_service.messaging import rules
@@ -147,6 +148,21 @@ def row_values(
     }
 
 
+def insert_new(session: Session, rows: list[dict]) -> int:
+    """Insert the rows (:func:`row_values`) whose dedupe key is new, in one multi-row
+    ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING``; returns how many were inserted. No read
+    first: the unique key decides. A concurrent planner that inserted the same key first makes
+    this one wait for its commit and then skip the row (PostgreSQL), or is serialised by
+    SQLite's single writer: never an error, never a second row.
+    """
+    if not rows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = OutboxMessage.__table__
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
+    return len(session.execute(statement, rows).all())
+
+
 def _insert(session: Session, rows: list[OutboxMessage]) -> list[OutboxMessage]:
     """Add the rows whose dedupe key is new; returns those added. Callers hold the booking's
     write lock (SQLite) or row lock (PostgreSQL), so the check cannot race another planner;
@@ -196,7 +212,8 @@ def _notice(
     """Plan ``kind`` (a notice, due now) on every channel the patient may get it on, rendered
     from ``template`` (default: the kind); ``rule`` sets such a notice apart in its dedupe key.
 
-    Returns ``{channel: due}`` of the notices planned, for :func:`_reminders`.
+    Returns the rows' values, not yet inserted: the entry point inserts them with the
+    reminders in one statement (:func:`insert_new`).
     """
     patient = appointment.patient
     body = {"start_at": appointment.start_at.astimezone(UTC).isoformat(), **(payload or {})}
@@ -205,10 +222,10 @@ def _notice(
         channels.append(("email", patient.email))
     if sms_allowed(session, patient):
         channels.append(("sms", patient.phone))
-    rows = [
-        row(
-            appointment,
-            patient,
+    return [
+        row_values(
+            appointment.id,
+            patient.id,
             kind=kind,
             channel=channel,
             to=to,
@@ -220,13 +237,18 @@ def _notice(
         )
         for channel, to in channels
     ]
-    _insert(session, rows)
-    return {row.channel: now for row in rows}
+
+
+def _sent_at(notices: list[dict]) -> dict[str, datetime]:
+    """``{channel: due}`` of the notices planned, for :func:`_reminders`."""
+    return {values["channel"]: values["due_at"] for values in notices}
 
 
 def _reminders(
     session: Session, appointment: Appointment, *, clinic, now: datetime, notices: dict[str, datetime]
-) -> None:
+) -> list[dict]:
+    """The reminders the clinic's rules call for: rows' values, not yet inserted (see the
+    module's rules)."""
     patient = appointment.patient
     tz = ZoneInfo(appointment.location.timezone)
     start = appointment.start_at
@@ -250,10 +272,10 @@ def _reminders(
         )
         return due if ok else None
 
-    def reminder(rule: rules.ReminderRule, channel: str, due: datetime) -> OutboxMessage:
-        return row(
-            appointment,
-            patient,
+    def reminder(rule: rules.ReminderRule, channel: str, due: datetime) -> dict:
+        return row_values(
+            appointment.id,
+            patient.id,
             kind="reminder",
             channel=channel,
             to=reachable[channel],
@@ -273,7 +295,7 @@ def _reminders(
             if fallback is not None:
                 planned.append(reminder(rule, *fallback))
                 break
-    _insert(session, planned)
+    return planned
 
 
 def has_later_booking(session: Session, appointment: Appointment, now: datetime) -> bool:
@@ -325,8 +347,10 @@ def _follow_up(session: Session, appointment: Appointment, *, now: datetime) -> 
 def booked(session, appointment, *, clinic, now, confirm: bool = True) -> None:
     """A new booking: its confirmation (unless ``confirm`` is False: staff booked a patient
     standing at the desk) and its reminders."""
-    notices = _notice(session, appointment, "confirmation", now=now) if confirm else {}
-    _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+    notices = _notice(session, appointment, "confirmation", now=now) if confirm else []
+    insert_new(
+        session, [*notices, *_reminders(session, appointment, clinic=clinic, now=now, notices=_sent_at(notices))]
+    )
 
 
 def rescheduled(session, appointment, *, clinic, now, by_patient, old_start) -> None:
@@ -340,7 +364,9 @@ def rescheduled(session, appointment, *, clinic, now, by_patient, old_start) -> 
         now=now,
         payload={"old_start": old_start.astimezone(UTC).isoformat(), "by": "patient" if by_patient else "staff"},
     )
-    _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+    insert_new(
+        session, [*notices, *_reminders(session, appointment, clinic=clinic, now=now, notices=_sent_at(notices))]
+    )
 
 
 def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
@@ -349,7 +375,7 @@ def cancelled(session, appointment, *, clinic, now, by_patient) -> None:
     consent)."""
     who = "patient" if by_patient else "staff"
     _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason=f"appointment cancelled by {who}", now=now)
-    _notice(session, appointment, "cancellation", now=now, payload={"by": who})
+    insert_new(session, _notice(session, appointment, "cancellation", now=now, payload={"by": who}))
 
 
 def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_id: int, confirm: bool = True) -> None:
@@ -370,10 +396,13 @@ def plan_booked(session, appointments: list[Appointment], *, clinic, now, plan_i
             rule=f"plan{plan_id}",
         )
         if confirm
-        else {}
+        else []
     )
-    for appointment in ordered:
-        _reminders(session, appointment, clinic=clinic, now=now, notices=notices)
+    sent = _sent_at(notices)
+    insert_new(
+        session,
+        [*notices, *(r for a in ordered for r in _reminders(session, a, clinic=clinic, now=now, notices=sent))],
+    )
 
 
 def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, plan_id: int) -> None:
@@ -385,7 +414,7 @@ def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, pla
     ordered = sorted(appointments, key=lambda a: a.start_at)
     for appointment in ordered:
         _cancel_pending(session, appointment, kinds=APPOINTMENT_KINDS, reason="appointment cancelled by staff", now=now)
-    _notice(
+    notice = _notice(
         session,
         ordered[0],
         "cancellation",
@@ -394,6 +423,7 @@ def plan_cancelled(session, appointments: list[Appointment], *, clinic, now, pla
         template=PLAN_CANCELLATION,
         rule=f"plan{plan_id}",
     )
+    insert_new(session, notice)
 
 
 def _visits(appointments: list[Appointment]) -> list[dict]:

@@ -65,8 +65,32 @@ def set_consent(
 
 
 def is_opted_out(session: Session, phone: str | None) -> bool:
-    """True when this number replied STOP (and not START since). A new booking never overrides."""
-    return phone is not None and session.get(SmsOptOut, phone) is not None
+    """True when this number replied STOP (and not START since). A new booking never overrides.
+
+    Read once per transaction and number: a booking reads it with the patient lookup
+    (:func:`remember_opt_out`) and plans its texts without asking again. The worker re-checks
+    every text at send time, so a STOP committed meanwhile still stops it.
+    """
+    if phone is None:
+        return False
+    known = _known_opt_outs(session)
+    if phone not in known:
+        known[phone] = session.get(SmsOptOut, phone) is not None
+    return known[phone]
+
+
+def remember_opt_out(session: Session, phone: str, opted_out: bool) -> None:
+    """Record what this transaction read of ``phone``'s opt-out (see :func:`is_opted_out`)."""
+    _known_opt_outs(session)[phone] = opted_out
+
+
+def _known_opt_outs(session: Session) -> dict[str, bool]:
+    """This transaction's reading of opt-outs, by number; a new transaction starts afresh."""
+    transaction = session.get_transaction()
+    held = session.info.get("opt_outs")
+    if held is None or held[0] is not transaction:
+        held = session.info["opt_outs"] = (transaction, {})
+    return held[1]
 
 
 def _patients_with_phone(session: Session, phone: str) -> list[Patient]:
@@ -113,6 +137,7 @@ def opt_out_phone(session: Session, phone: str, *, source: str, now: datetime, d
             session.add(SmsOptOut(phone=phone, opted_out_at=now, source=source))
     except IntegrityError:
         return False
+    remember_opt_out(session, phone, True)
     _ledger(session, phone, granted=False, source=source, now=now, detail=detail)
     planning.cancel_pending_sms_to(session, phone, reason=f"recipient opted out ({source})", now=now)
     session.flush()
@@ -126,6 +151,7 @@ def opt_in_phone(session: Session, phone: str, *, source: str, now: datetime, de
     if session.get(SmsOptOut, phone) is None:
         return False
     session.execute(delete(SmsOptOut).where(SmsOptOut.phone == phone))
+    remember_opt_out(session, phone, False)
     _ledger(session, phone, granted=True, source=source, now=now, detail=detail)
     session.flush()
     return True

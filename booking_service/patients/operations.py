@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
+from booking_service import audit
+from booking_service.audit.models import AuditEvent
+from booking_service.db import insert_with_children
 from booking_service.errors import (
     CONTACT_MISSING,
     EMAIL_INVALID,
@@ -22,8 +26,8 @@ from booking_service.errors import (
     PHONE_INVALID,
     ValidationFailed,
 )
-from booking_service.patients.consent import set_consent
-from booking_service.patients.models import Patient
+from booking_service.patients.consent import CONSENT_WORDING_VERSION, remember_opt_out, set_consent
+from booking_service.patients.models import ConsentEvent, Patient, SmsOptOut
 
 LANGUAGES = ("en", "fr")
 MAX_NAME_LENGTH = 80  # the column's size
@@ -132,7 +136,9 @@ def find_or_create_patient(
       gave.
 
     Consents given now are only ever granted (never withdrawn here); each change is written to
-    the consent ledger.
+    the consent ledger. The lookup also reads the phone's opt-out for the rest of the
+    transaction (``consent.is_opted_out``). On PostgreSQL a new patient costs three
+    statements: the identity lock, the lookup, and one insert of the patient with its consents.
     """
     _lock_identity(session, details)
     candidates = _candidates(session, details)
@@ -140,19 +146,11 @@ def find_or_create_patient(
     if patient is None and from_staff and candidates:
         patient = candidates[0]
     if patient is None:
-        patient = Patient(
-            first_name=details.first_name,
-            last_name=details.last_name,
-            email=details.email,
-            phone=details.phone,
-            language=details.language or "en",
-            created_at=now,
-        )
+        duplicate_of = None
         if candidates:
-            original = next((p for p in candidates if p.possible_duplicate_of_id is None), candidates[0])
-            patient.possible_duplicate_of_id = original.id
-        session.add(patient)
-    elif from_staff:
+            duplicate_of = next((p for p in candidates if p.possible_duplicate_of_id is None), candidates[0]).id
+        return new_patient(session, details, duplicate_of=duplicate_of, source=source, now=now)
+    if from_staff:
         patient.last_name = details.last_name
         if details.email:
             patient.email = details.email
@@ -160,13 +158,81 @@ def find_or_create_patient(
             patient.phone = details.phone
             patient.phone_invalid_at = None
         patient.language = details.language or patient.language or "en"
-    session.flush()
-    for channel, wanted in (
+    for channel, wanted in _consents(details):
+        set_consent(session, patient, channel, wanted, source=source, now=now, only_grant=True)
+    return patient
+
+
+def _consents(details: PatientDetails) -> tuple[tuple[str, bool], ...]:
+    return (
         ("sms", details.sms_consent),
         ("email", details.email_consent),
         ("exercise_sms", details.exercise_sms_consent),
-    ):
-        set_consent(session, patient, channel, wanted, source=source, now=now, only_grant=True)
+    )
+
+
+def new_patient(
+    session: Session, details: PatientDetails, *, duplicate_of: int | None, source: str, now: datetime
+) -> Patient:
+    """Insert a patient with these (clean) details and the consents they grant, with each
+    consent's ledger event and audit event, and return it attached to ``session``.
+
+    PostgreSQL: one statement (the patient's INSERT ... RETURNING feeding the other two in
+    data-modifying CTEs); SQLite: three. The instance is made persistent from the values
+    written, so reading it sends no query.
+    """
+    row = {
+        "first_name": details.first_name,
+        "last_name": details.last_name,
+        "email": details.email,
+        "phone": details.phone,
+        "language": details.language or "en",
+        "sms_consent": details.sms_consent,
+        "email_consent": details.email_consent,
+        "exercise_sms_consent": details.exercise_sms_consent,
+        "birth_date": None,
+        "phone_invalid_at": None,
+        "possible_duplicate_of_id": duplicate_of,
+        "erased_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    granted = [channel for channel, wanted in _consents(details) if wanted]
+    ledger = [
+        {
+            "phone": details.phone if channel != "email" else None,
+            "channel": channel,
+            "granted": True,
+            "source": source,
+            "wording_version": CONSENT_WORDING_VERSION,
+            "detail": "",
+            "created_at": now,
+        }
+        for channel in granted
+    ]
+    trail = [
+        audit.values(
+            session,
+            "patient.consent",
+            "patient",
+            None,
+            {"channel": channel, "granted": True, "source": source},
+            now=now,
+        )
+        for channel in granted
+    ]
+    patient_id = insert_with_children(
+        session,
+        Patient.__table__,
+        row,
+        children=[
+            (ConsentEvent.__table__, ("patient_id",), ledger),
+            (AuditEvent.__table__, ("patient_id", "resource_id"), trail),
+        ],
+    )
+    patient = Patient(id=patient_id, **row)
+    make_transient_to_detached(patient)
+    session.add(patient)
     return patient
 
 
@@ -186,17 +252,39 @@ def agrees_with(patient: Patient, details: PatientDetails) -> bool:
 
 def _candidates(session: Session, details: PatientDetails) -> list[Patient]:
     """Patients with the same first name and the given email, then those with the given phone,
-    each group oldest first."""
-    found: list[Patient] = []
-    lowered_first = details.first_name.lower()
-    for column, value in ((Patient.email, details.email), (Patient.phone, details.phone)):
-        if value is None:
-            continue
-        rows = session.scalars(
-            select(Patient).where(column == value, func.lower(Patient.first_name) == lowered_first).order_by(Patient.id)
-        )
-        found.extend(p for p in rows if p not in found)
-    return found
+    each group oldest first; one statement, which also reads the phone's opt-out
+    (``consent.remember_opt_out``): a row even when nobody matches."""
+    query = _candidates_query(details.email is not None, details.phone is not None)
+    params = {"first_name": details.first_name.lower(), "email": details.email, "phone": details.phone}
+    rows = session.execute(query, params).all()
+    if details.phone:
+        remember_opt_out(session, details.phone, bool(rows[0].opted_out))
+    return [row.Patient for row in rows if row.Patient is not None]
+
+
+@functools.cache
+def _candidates_query(email: bool, phone: bool) -> Select:
+    """The statement of :func:`_candidates` for details with an email and/or a phone, built once:
+    the returning patients outer-joined to a one-row anchor holding the opt-out."""
+    email_value, phone_value = (
+        bindparam("email", type_=Patient.email.type),
+        bindparam("phone", type_=Patient.phone.type),
+    )
+    same_contact = [
+        column == value
+        for column, value, given in ((Patient.email, email_value, email), (Patient.phone, phone_value, phone))
+        if given
+    ]
+    opted_out = select(SmsOptOut.phone).where(SmsOptOut.phone == phone_value).exists() if phone else literal(False)
+    anchor = select(opted_out.label("opted_out")).subquery("anchor")
+    match = and_(func.lower(Patient.first_name) == bindparam("first_name"), or_(*same_contact))
+    email_first = case((Patient.email == email_value, 0), else_=1) if email else literal(0)
+    return (
+        select(anchor.c.opted_out, Patient)
+        .select_from(anchor)
+        .outerjoin(Patient, match)
+        .order_by(email_first, Patient.id)
+    )
 
 
 def _lock_identity(session: Session, details: PatientDetails) -> None:
@@ -211,5 +299,6 @@ def _lock_identity(session: Session, details: PatientDetails) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     keys = sorted({f"patient:{value}" for value in (details.email, details.phone) if value})
-    for key in keys:  # sorted, so two transactions take them in the same order
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    # One statement; sorted, so two transactions take them in the same order (PostgreSQL
+    # evaluates a select list left to right).
+    session.execute(select(*(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)) for key in keys)))

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.clinic.queries import bookable, get_clinic
-from booking_service.db import is_sqlite, write_transaction
+from booking_service.db import has_written, is_sqlite, write_transaction
 from booking_service.errors import (
     InvalidTransition,
     LateCancellationBlocked,
@@ -321,8 +321,15 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
     SlotUnavailable (not a slot), SlotTaken (a slot, but just taken; also when the database
     refuses the insert because a concurrent booking won), PatientBusy (the patient already has
     a visit then). On any error nothing of the booking is written: its writes are made in a
-    savepoint, so the caller's earlier writes in the same transaction stay.
+    savepoint when the transaction already holds the caller's changes, so those stay; in a
+    transaction that has written nothing yet (a booking request) no savepoint is needed, and a
+    refused insert rolls the transaction back.
+
+    The database's overlap guards are the check of both the practitioner's time (raced by
+    another booking) and the patient's (another visit then); the calendar read before them
+    gives the friendly errors of a start that is not a slot.
     """
+    fresh = not has_written(session)
     write_transaction(session)
     clinic = get_clinic(session)
     details = clean_details(request.patient, country=clinic.country, default_language=clinic.default_language)
@@ -365,10 +372,16 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
             now=now,
         )
     start = request.start.astimezone(now.tzinfo)
-    end = start + timedelta(minutes=service.duration_minutes)
     flags = {key: bool(request.red_flags.get(key, False)) for key in RED_FLAGS} if request.red_flags else None
     taken_if_refused = _taken_if_refused(
-        session, clinic=clinic, service=service, location=location, candidates=candidates, start=start, now=now
+        session,
+        clinic=clinic,
+        service=service,
+        location=location,
+        candidates=candidates,
+        start=start,
+        now=now,
+        savepoint=not fresh,
     )
     with taken_if_refused:
         patient = find_or_create_patient(
@@ -378,8 +391,6 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
             now=now,
             from_staff=request.source == "staff",
         )
-        if _patient_busy(session, patient.id, start, end, None):
-            raise PatientBusy()
         appointment, token = new_appointment(
             patient=patient,
             practitioner=practitioner,
@@ -457,16 +468,24 @@ def refused_overlap(exc: IntegrityError | OperationalError) -> str | None:
 
 @contextmanager
 def _taken_if_refused(
-    session: Session, *, clinic, service, location, candidates, start, now, ignore=None
+    session: Session, *, clinic, service, location, candidates, start, now, ignore=None, savepoint: bool = True
 ) -> Iterator[None]:
-    """Run the block's writes in a savepoint. Any error rolls back to it, so the caller's own
-    earlier writes in the transaction are kept; the database refusing an overlap (constraint,
-    trigger, or a PostgreSQL deadlock between two such inserts) becomes SlotTaken with
-    alternatives, or PatientBusy.
+    """Run the block's writes in a savepoint (``savepoint``) or else as the transaction's only
+    writes. Any error rolls back to the savepoint, so the caller's own earlier writes in the
+    transaction are kept, or rolls the whole transaction back; the database refusing an overlap
+    (constraint, trigger, or a PostgreSQL deadlock between two such inserts) becomes SlotTaken
+    with alternatives, or PatientBusy.
     """
     try:
-        with session.begin_nested():
-            yield
+        if savepoint:
+            with session.begin_nested():
+                yield
+        else:
+            try:
+                yield
+            except BaseException:
+                session.rollback()
+                raise
     except (IntegrityError, OperationalError) as exc:
         who = _is_overlap_error(exc)
         if who == "patient":
