@@ -279,9 +279,7 @@ def _load(session: Session, version: int) -> Catalogue:
     with Session(bind=connection, autoflush=False, expire_on_commit=False) as loader:
         clinic = loader.get(ClinicSettings, 1)
         locations = {row.id: row for row in loader.scalars(select(Location).order_by(Location.id))}
-        services = {
-            row.id: row for row in loader.scalars(select(Service).order_by(Service.sort_order, Service.id))
-        }
+        services = {row.id: row for row in loader.scalars(select(Service).order_by(Service.sort_order, Service.id))}
         practitioners = {row.id: row for row in loader.scalars(select(Practitioner).order_by(Practitioner.id))}
         loader.expunge_all()
 
