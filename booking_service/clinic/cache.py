@@ -19,9 +19,9 @@ copy is never labelled newer than it is. A change committed anywhere is therefor
 process at its next transaction.
 
 **Its own changes.** Once a transaction has changed the catalogue (or holds unflushed changes to
-it: :func:`catalogue` flushes first, as a query would), :func:`catalogue` answers None for the
-rest of that transaction and the readers query the database, so a transaction always sees its
-own writes, new rows included.
+it), :func:`catalogue` answers None for the rest of that transaction and the readers query the
+database, so a transaction always sees its own writes, new rows included. Not seen by the net:
+raw SQL text writing catalogue tables; such code must call :func:`bump_catalogue` itself.
 
 **What readers get.** Locations, services, practitioners and the settings row are kept as fully
 loaded, *detached* ORM instances (their relationships not loaded). :func:`attach` puts one into
@@ -189,15 +189,24 @@ def catalogue(session: Session) -> Catalogue | None:
     """The catalogue as this transaction sees it, or None when this transaction has changed the
     catalogue (the caller reads the database then, to see its own changes).
 
-    Flushes pending changes first when the session autoflushes, as a query would (the
-    ``before_flush`` net then marks a catalogue change). Costs one statement per transaction
-    (the version), plus a full load when another transaction changed the catalogue.
+    Unflushed changes to catalogue instances count as a change (the database queries that
+    follow autoflush them, and the ``before_flush`` net raises the version); the session is not
+    flushed here, so reading the catalogue never moves a flush earlier than it was. Costs one
+    statement per transaction (the version), plus a full load when another transaction changed
+    the catalogue.
     """
-    if session.autoflush and (session.new or session.deleted or session.dirty):
-        session.flush()
-    if session.info.get(_CHANGED):
+    info = session.info
+    if info.get(_CHANGED) or (_holds_catalogue_changes(session) and info.setdefault(_CHANGED, True)):
         return None
     return cache_for(session).get(session)
+
+
+def _holds_catalogue_changes(session: Session) -> bool:
+    for group in (session.new, session.dirty, session.deleted):
+        for obj in group:
+            if isinstance(obj, CATALOGUE_CLASSES):
+                return True
+    return False
 
 
 def attach(session: Session, obj: T) -> T:
@@ -337,11 +346,8 @@ def _load(session: Session, version: int) -> Catalogue:
 
 @event.listens_for(Session, "before_flush")
 def _bump_on_flush(session: Session, _flush_context, _instances) -> None:
-    for group in (session.new, session.dirty, session.deleted):
-        for obj in group:
-            if isinstance(obj, CATALOGUE_CLASSES):
-                bump_catalogue(session)
-                return
+    if _holds_catalogue_changes(session):
+        bump_catalogue(session)
 
 
 @event.listens_for(Session, "do_orm_execute")
