@@ -105,8 +105,8 @@ def test_two_databases_in_one_process_keep_separate_caches_and_each_sees_the_oth
     other = Database(db_url)
     try:
         assert service_names(other) == ["Initial assessment", "Follow-up"]
-        with database.session() as session:
-            assert cache_for(session) is not cache_for(other.session())
+        with database.session() as session, other.session() as elsewhere:
+            assert cache_for(session) is not cache_for(elsewhere)
         with database.unit_of_work() as session:
             get_clinic(session)  # the settings row attached from this process's cache
             session.get(Service, clinic.initial_id).name = "Assessment"  # no explicit bump: the net
@@ -233,9 +233,10 @@ def test_a_direct_orm_change_without_the_bump_is_caught_by_the_before_flush_net(
     clinic = make_clinic()
     other = Database(db_url)
     try:
-        assert {p.id for p in practitioners_for(other.session(), location_id=clinic.location_id)} == set(
-            clinic.practitioner_ids
-        )
+        with other.session() as session:
+            assert {p.id for p in practitioners_for(session, location_id=clinic.location_id)} == set(
+                clinic.practitioner_ids
+            )
         before = version(database)
         with database.unit_of_work() as session:
             session.get(Practitioner, clinic.practitioner_ids[1]).locations = []
@@ -251,7 +252,8 @@ def test_a_direct_orm_change_without_the_bump_is_caught_by_the_before_flush_net(
 def test_a_rolled_back_change_does_not_poison_the_cache(make_clinic, database):
     clinic = make_clinic()
     assert service_names(database) == ["Initial assessment", "Follow-up"]
-    loads = cache_for(database.session()).loads
+    cache = cache_for(database.session())  # binds only: no connection is taken
+    loads = cache.loads
     before = version(database)
 
     session = database.session()
@@ -276,7 +278,7 @@ def test_a_rolled_back_change_does_not_poison_the_cache(make_clinic, database):
     # ... and once it is rolled back nothing of it is left: same version, same copy, old name.
     assert version(database) == before
     assert service_names(database) == ["Initial assessment", "Follow-up"]
-    assert cache_for(database.session()).loads == loads
+    assert cache.loads == loads
 
 
 def test_a_transaction_that_changed_the_catalogue_sees_its_new_rows(make_clinic, database):
@@ -312,6 +314,23 @@ def test_an_edit_through_an_instance_attached_from_the_cache_is_stored(make_clin
     with database.session() as session:
         assert get_clinic(session).languages == ["en", "fr"]  # the cached list was not touched
         assert session.get(Service, clinic.initial_id).duration_minutes == 75
+
+
+def test_a_long_lived_session_sees_a_change_committed_elsewhere_at_its_next_transaction(make_clinic, database, db_url):
+    make_clinic()
+    session = database.session()  # a worker's or a command's session: kept across transactions
+    try:
+        assert get_clinic(session).name == "Lakeshore Physio"
+        session.commit()
+        other = Database(db_url)
+        try:
+            with other.unit_of_work() as elsewhere:
+                operations.update_policy(elsewhere, slot_step_minutes=30)
+        finally:
+            other.dispose()
+        assert get_clinic(session).slot_step_minutes == 30
+    finally:
+        session.close()
 
 
 def test_cached_and_database_calendars_are_identical(make_clinic, database):

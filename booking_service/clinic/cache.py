@@ -211,14 +211,13 @@ def _holds_catalogue_changes(session: Session) -> bool:
 
 def attach(session: Session, obj: T) -> T:
     """``obj`` (a detached instance from :class:`Catalogue`) as a persistent instance of
-    ``session``, without SQL: the session's own instance when it holds one with changes or fully
-    loaded, otherwise a copy merged with ``load=False`` (which also refreshes an expired one)."""
-    key = instance_state(obj).key
-    existing = session.identity_map.get(key)
-    if existing is not None:
-        state = instance_state(existing)
-        if state.modified or not state.expired_attributes:
-            return existing
+    ``session``, without SQL: the session's own instance when it holds one with changes (merging
+    would overwrite them), otherwise a copy merged with ``load=False``, which also brings an
+    instance the session kept from an earlier transaction up to date (sessions do not expire
+    on commit here)."""
+    existing = session.identity_map.get(instance_state(obj).key)
+    if existing is not None and instance_state(existing).modified:
+        return existing
     merged = session.merge(obj, load=False)
     if isinstance(merged, ClinicSettings):
         # merge(load=False) shares attribute values: give the session its own JSON lists, so an
