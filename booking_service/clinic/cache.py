@@ -236,7 +236,7 @@ def read_version(session: Session) -> int:
     row is missing, as in a database emptied by hand)."""
     version = session.info.get(_VERSION)
     if version is None:
-        version = session.connection().execute(_version_query()).scalar() or 0
+        version = session.connection().execute(version_query()).scalar() or 0
         session.info[_VERSION] = version
     return version
 
@@ -260,7 +260,7 @@ def bump_catalogue(session: Session) -> None:
 
 
 @functools.cache
-def _version_query():
+def version_query():
     return select(catalogue_version.c.version).where(catalogue_version.c.id == 1)
 
 
