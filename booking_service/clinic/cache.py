@@ -79,6 +79,7 @@ CATALOGUE_TABLES = frozenset(
 _VERSION = "catalogue_version"  # the number read in this transaction
 _CHANGED = "catalogue_changed"  # this transaction changed the catalogue: read the database
 _BUMPED = "catalogue_bumped"  # the (sub)transaction in which the number was last raised
+_ATTACHED = "catalogue_attached"  # identity keys attach() merged in this transaction
 
 T = TypeVar("T")
 
@@ -215,10 +216,15 @@ def attach(session: Session, obj: T) -> T:
     would overwrite them), otherwise a copy merged with ``load=False``, which also brings an
     instance the session kept from an earlier transaction up to date (sessions do not expire
     on commit here)."""
-    existing = session.identity_map.get(instance_state(obj).key)
-    if existing is not None and instance_state(existing).modified:
-        return existing
+    key = instance_state(obj).key
+    existing = session.identity_map.get(key)
+    attached = session.info.setdefault(_ATTACHED, set())
+    if existing is not None:
+        state = instance_state(existing)
+        if state.modified or (key in attached and not state.expired_attributes):
+            return existing  # its changes, or merged already in this transaction
     merged = session.merge(obj, load=False)
+    attached.add(key)
     if isinstance(merged, ClinicSettings):
         # merge(load=False) shares attribute values: give the session its own JSON lists, so an
         # in-place change cannot reach the cached copy.
@@ -365,3 +371,4 @@ def _forget(session: Session, transaction) -> None:
         info.pop(_VERSION, None)
         info.pop(_CHANGED, None)
         info.pop(_BUMPED, None)
+        info.pop(_ATTACHED, None)
