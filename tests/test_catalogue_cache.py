@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking_service.clinic import catalogue, operations
 from booking_service.clinic.cache import CatalogueCache, bump_catalogue, cache_for, read_version
@@ -247,6 +247,16 @@ def test_a_direct_orm_change_without_the_bump_is_caught_by_the_before_flush_net(
             ]
     finally:
         other.dispose()
+
+
+def test_a_bulk_orm_update_of_a_catalogue_table_is_caught_too(make_clinic, database):
+    clinic = make_clinic()
+    assert service_names(database) == ["Initial assessment", "Follow-up"]  # warm
+    before = version(database)
+    with database.unit_of_work() as session:
+        session.execute(update(Service).where(Service.id == clinic.follow_up_id).values(name="Review"))
+    assert version(database) == before + 1
+    assert service_names(database) == ["Initial assessment", "Review"]
 
 
 def test_a_rolled_back_change_does_not_poison_the_cache(make_clinic, database):
