@@ -15,8 +15,9 @@ Two searches, as ``GET /api/v1/availability`` runs them:
 For each, measured with ``time.perf_counter`` in a fresh session per call (what a request gets):
 
 whole    ``slots.find_slots``: the database fetch and the engine;
-fetch    the statements ``load_calendars`` sends (hours; busy appointments and time off in one
-         UNION ALL; closures), compiled once by SQLAlchemy and replayed raw on the DBAPI
+fetch    the statements ``load_calendars`` sends in a fresh transaction (the catalogue's
+         version; busy appointments and time off in one UNION ALL: hours and closures come
+         from the catalogue cache, clinic/cache.py), compiled once by SQLAlchemy and replayed raw on the DBAPI
          connection of the same pool (psycopg, sessions in UTC), rows fetched as plain tuples:
          the floor. Before measuring, the bench checks that ``find_slots`` sends exactly these
          SQL texts and parameters, so both fetch the same rows the same way;
@@ -43,6 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, insert, select
 
 from bench.common import load_average, seed_demo, settle, summary, table, temporary_database, timed_ms
+from booking_service.clinic import cache
 from booking_service.clinic.models import (
     ClinicSettings,
     Closure,
@@ -213,8 +215,10 @@ def _complete(row: dict) -> dict:
 def raw_statements(
     dialect, *, location_id: int, ids: list[int], first_day: date, last_day: date, tz: ZoneInfo
 ) -> list[tuple[str, dict]]:
-    """The SQL and parameters ``slots.load_calendars`` sends for this search (its statements,
-    compiled by SQLAlchemy for ``dialect`` with the IN lists expanded), to replay raw."""
+    """The SQL and parameters ``slots.load_calendars`` sends for this search in a fresh
+    transaction (the catalogue's version, then the busy time; weekly hours and closures come from
+    the process's catalogue cache), compiled by SQLAlchemy for ``dialect`` with the IN lists
+    expanded, to replay raw."""
     span = availability.local_day_bounds(first_day, tz).start, availability.local_day_bounds(last_day, tz).end
     params = {
         "ids": ids,
@@ -226,7 +230,7 @@ def raw_statements(
     }
     queries = slots._calendar_queries()
     statements = []
-    for statement in (queries.hours, queries.busy, queries.closed):
+    for statement in (cache.version_query(), queries.busy):
         state = statement.compile(dialect=dialect).construct_expanded_state(params)
         statements.append((state.statement, state.parameters))
     return statements
@@ -299,6 +303,8 @@ class Probe:
                 tz=ZoneInfo(args["location"].timezone),
             )
             self.rows = raw_fetch(s.connection().connection.dbapi_connection, self.statements)
+        with database.session() as s:  # a fresh transaction, as "whole" runs in
+            args = self._args(s)
             sent = statements_sent(
                 database,
                 lambda: slots.find_slots(s, **args, first_day=self.first_day, last_day=self.last_day, now=NOW),

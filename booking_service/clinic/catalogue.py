@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service import audit, errors
+from booking_service.clinic.cache import bump_catalogue
 from booking_service.clinic.models import (
     CLINIC_LANGUAGES,
     KEY_LENGTH,
@@ -280,6 +281,7 @@ def update_clinic(session: Session, fields: ClinicFields) -> ClinicSettings:
         clinic.default_language = languages[0]
         changed.append("default_language")
     session.flush()
+    bump_catalogue(session)
     audit.record(
         session, "clinic.create" if created else "clinic.update", "clinic_settings", clinic.id, {"fields": changed}
     )
@@ -521,6 +523,7 @@ def _write(session: Session, model: type, clean: _Clean, name: str, kind: str) -
             setattr(row, relation, rows)
             changed.append(relation)
     session.flush()
+    bump_catalogue(session)
     if clean.row is None:
         audit.record(session, f"{kind}.create", kind, row.id, {"key": row.key})
     else:

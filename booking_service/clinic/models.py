@@ -9,6 +9,7 @@ from datetime import date, datetime, time
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -76,6 +77,18 @@ practitioner_locations = Table(
     Base.metadata,
     Column("practitioner_id", ForeignKey("practitioners.id", ondelete="CASCADE"), primary_key=True),
     Column("location_id", ForeignKey("locations.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# One row (id 1): a number every change to the catalogue (clinic settings, locations, services,
+# practitioners and what they offer where, weekly hours, closures) raises in the same
+# transaction. Each process keeps the catalogue in memory (clinic.cache) and reloads it when the
+# number it reads differs from the one it loaded with.
+catalogue_version = Table(
+    "catalogue_version",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
 )
 
 practitioner_services = Table(

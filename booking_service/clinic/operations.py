@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service import audit, errors
+from booking_service.clinic.cache import bump_catalogue
 from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, TimeOff, WorkingHours
 from booking_service.clinic.queries import get_clinic
 from booking_service.clinic.reminder_rules import RuleError, parse_rules
@@ -157,6 +158,7 @@ def set_weekly_hours(
     ]
     session.add_all(new_rows)
     session.flush()
+    bump_catalogue(session)
     audit.record(
         session, "hours.update", "practitioner", practitioner_id, {"location_id": location_id, "rows": len(new_rows)}
     )
@@ -248,6 +250,7 @@ def add_closure(session: Session, day: date | None, name: str, location_id: int 
     closure = Closure(day=day, name=name, location_id=location_id)
     session.add(closure)
     session.flush()
+    bump_catalogue(session)
     audit.record(session, "closure.add", "closure", closure.id, {"day": day.isoformat(), "location_id": location_id})
     return closure
 
@@ -259,6 +262,7 @@ def remove_closure(session: Session, closure_id: int) -> Closure:
         raise NotFound(errors.CLOSURE_GONE)
     session.delete(closure)
     session.flush()
+    bump_catalogue(session)
     audit.record(
         session,
         "closure.remove",
@@ -410,6 +414,7 @@ def update_policy(session: Session, **fields: object) -> ClinicSettings:
             value = [dict(rule) for rule in value]  # type: ignore[union-attr]  # a new list: JSON change tracking
         setattr(clinic, name, value)
     session.flush()
+    bump_catalogue(session)
     audit.record(session, "settings.update", "clinic_settings", clinic.id, {"fields": sorted(fields)})
     return clinic
 

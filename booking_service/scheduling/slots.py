@@ -1,7 +1,9 @@
 """Free slots from the database: load each practitioner's calendar, hand it to the pure engine.
 
 The engine (``availability``) knows nothing of the database; this module knows nothing of slot
-maths. Three queries per search whatever its size: hours, busy time, closures.
+maths. One query per search whatever its size: busy time (appointments and time off); weekly
+hours and closures come from the process's catalogue cache (``clinic.cache``), or from two more
+queries in a transaction that has changed the catalogue itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import CompoundSelect, DateTime, Select, bindparam, or_, select, type_coerce, union_all
 from sqlalchemy.orm import Session
 
+from booking_service.clinic import cache
 from booking_service.clinic.models import (
     ClinicSettings,
     Closure,
@@ -119,6 +122,62 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _hours_from_database(connection, queries: _CalendarQueries, params: dict) -> dict[int, list[WeeklyHours]]:
+    hours: dict[int, list[WeeklyHours]] = defaultdict(list)
+    for practitioner_id, weekday, start, end, break_start, break_end, valid_from, valid_until in connection.execute(
+        queries.hours, params
+    ).fetchall():
+        hours[practitioner_id].append(
+            WeeklyHours(
+                weekday=weekday,
+                start=start,
+                end=end,
+                break_start=break_start,
+                break_end=break_end,
+                valid_from=valid_from,
+                valid_until=valid_until,
+            )
+        )
+    return hours
+
+
+def _weekly_hours(cached: cache.Catalogue) -> dict[tuple[int, int], tuple[tuple[cache.Hours, WeeklyHours], ...]]:
+    """The catalogue's weekly rows as the engine's values, built once per loaded catalogue."""
+    built = cached.derived.get("slots.weekly_hours")
+    if built is None:
+        built = {
+            key: tuple(
+                (
+                    row,
+                    WeeklyHours(
+                        weekday=row.weekday,
+                        start=row.start,
+                        end=row.end,
+                        break_start=row.break_start,
+                        break_end=row.break_end,
+                        valid_from=row.valid_from,
+                        valid_until=row.valid_until,
+                    ),
+                )
+                for row in rows
+            )
+            for key, rows in cached.hours.items()
+        }
+        cached.derived["slots.weekly_hours"] = built
+    return built
+
+
+def _hours_from_catalogue(
+    cached: cache.Catalogue, location_id: int, ids: Sequence[int], first_day: date, last_day: date
+) -> dict[int, list[WeeklyHours]]:
+    """The rows the hours query would return (validity overlapping the days), from the cache."""
+    weekly = _weekly_hours(cached)
+    return {
+        pid: [hours for row, hours in weekly.get((pid, location_id), ()) if row.valid_within(first_day, last_day)]
+        for pid in ids
+    }
+
+
 def load_calendars(
     session: Session,
     *,
@@ -148,21 +207,11 @@ def load_calendars(
         session.flush()
     connection = session.connection()
 
-    hours: dict[int, list[WeeklyHours]] = defaultdict(list)
-    for practitioner_id, weekday, start, end, break_start, break_end, valid_from, valid_until in connection.execute(
-        queries.hours, params
-    ).fetchall():
-        hours[practitioner_id].append(
-            WeeklyHours(
-                weekday=weekday,
-                start=start,
-                end=end,
-                break_start=break_start,
-                break_end=break_end,
-                valid_from=valid_from,
-                valid_until=valid_until,
-            )
-        )
+    cached = cache.catalogue(session)
+    if cached is None:
+        hours = _hours_from_database(connection, queries, params)
+    else:
+        hours = _hours_from_catalogue(cached, location.id, ids, first_day, last_day)
 
     busy: dict[int, list[tuple[datetime, datetime]]] = {practitioner_id: [] for practitioner_id in ids}
     busy_query = queries.busy
@@ -177,7 +226,10 @@ def load_calendars(
             end = _utc(end)
         busy[practitioner_id].append((start, end))
 
-    closed = frozenset(connection.execute(queries.closed, params).scalars().all())
+    if cached is None:
+        closed = frozenset(connection.execute(queries.closed, params).scalars().all())
+    else:
+        closed = cached.closed_days(location.id, first_day, last_day)
     # The database's constraints already guarantee what PractitionerCalendar would check of the
     # busy intervals (end after start), so they go in as plain pairs.
     return [PractitionerCalendar.from_trusted(p.id, tz, tuple(hours[p.id]), busy[p.id], closed) for p in practitioners]
