@@ -26,7 +26,6 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
-    cast,
     create_engine,
     event,
     insert,
@@ -235,12 +234,7 @@ def _insert_with_children(shape: tuple) -> Select:
         picks = [
             select(
                 *(new.c.id.label(column) for column in columns),
-                *(
-                    cast(bindparam(f"c{index}_{number}_{name}", type_=child.c[name].type), child.c[name].type).label(
-                        name
-                    )
-                    for name in names
-                ),
+                *(bindparam(f"c{index}_{number}_{name}", type_=child.c[name].type).label(name) for name in names),
             )
             for number in range(count)
         ]

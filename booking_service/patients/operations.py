@@ -301,4 +301,10 @@ def _lock_identity(session: Session, details: PatientDetails) -> None:
     keys = sorted({f"patient:{value}" for value in (details.email, details.phone) if value})
     # One statement; sorted, so two transactions take them in the same order (PostgreSQL
     # evaluates a select list left to right).
-    session.execute(select(*(func.pg_advisory_xact_lock(func.hashtextextended(key, 0)) for key in keys)))
+    session.execute(_lock_statement(len(keys)), {f"key{n}": key for n, key in enumerate(keys)})
+
+
+@functools.cache
+def _lock_statement(keys: int) -> Select:
+    """The one statement taking ``keys`` advisory locks, left to right."""
+    return select(*(func.pg_advisory_xact_lock(func.hashtextextended(bindparam(f"key{n}"), 0)) for n in range(keys)))
