@@ -290,6 +290,18 @@ def unavailable(exc: BaseException) -> bool:
     return state is None or state.startswith(("08", "57P"))
 
 
+# How long a client is told to wait when the database is away (the ``Retry-After`` of a 503).
+RETRY_AFTER_SECONDS = 30
+
+
+def server_error_was_unavailable(error: BaseException) -> bool:
+    """Whether a 500 (``InternalServerError``) came from the database being away
+    (:func:`unavailable`): each surface then answers 503 with ``Retry-After`` and words that say
+    nothing was saved, instead of "something went wrong"."""
+    original = getattr(error, "original_exception", None)
+    return original is not None and unavailable(original)
+
+
 def describe_unavailable(exc: BaseException) -> str:
     """One line for a log: the driver's error class and the first line of its message."""
     cause = getattr(exc, "orig", None) or exc

@@ -571,7 +571,7 @@ def test_the_openapi_document_describes_every_endpoint_errors_and_bearer_securit
     assert booking_in["additionalProperties"] is False  # the same schema that rejects unknown keys
 
 
-def test_a_database_outage_is_a_json_500_not_an_html_page(tmp_path):
+def test_a_database_outage_is_a_json_503_not_an_html_page(tmp_path):
     from booking_service import create_app
 
     app = create_app(
@@ -585,6 +585,6 @@ def test_a_database_outage_is_a_json_500_not_an_html_page(tmp_path):
 
     response = app.test_client().get("/api/v1/services")
 
-    assert response.status_code == 500
-    assert error_of(response)["code"] == "internal_error"
+    assert response.status_code == 503  # the database is away: try again (tests/test_database_away.py)
+    assert response.is_json and error_of(response)["code"] == "service_unavailable"
     app.extensions["database"].dispose()

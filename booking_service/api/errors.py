@@ -32,6 +32,7 @@ from booking_service.api.schemas import PlanConflictSchema, SlotSchema
 from booking_service.api.serializers import plan_conflict, slot
 from booking_service.clinic.models import Location
 from booking_service.context import db_session
+from booking_service.db import RETRY_AFTER_SECONDS, server_error_was_unavailable
 from booking_service.errors import DomainError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ _CODES = {
     422: "invalid",
     429: "rate_limited",
     500: "internal_error",
+    503: "service_unavailable",
 }
 _MESSAGES = {
     400: "The request could not be read.",
@@ -61,6 +63,7 @@ _MESSAGES = {
     422: "Some fields need fixing.",
     429: "Too many requests. Please wait a minute and try again.",
     500: "Something went wrong on our side. Please try again.",
+    503: "The booking service cannot reach its database just now. Nothing was saved: try again in a minute.",
 }
 # marshmallow's defaults say what is wrong; these say what to do.
 _FRIENDLIER = {
@@ -188,6 +191,8 @@ def handle_domain_error(exc: DomainError) -> Response:
 
 
 def handle_http_exception(exc: HTTPException) -> Response:
+    if exc.code == 500 and server_error_was_unavailable(exc):
+        return error_response(503, _CODES[503], _MESSAGES[503], headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     status = exc.code or 500
     code = _CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
     message = _MESSAGES.get(status, exc.description or exc.name)

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, render_template
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from booking_service import access
+from booking_service import access, unavailable
 from booking_service.console import (
     account,
     alerts,
@@ -56,6 +56,7 @@ from booking_service.console.common import (
 from booking_service.console.patient_data import erase as erase_patient_data
 from booking_service.console.patient_data import export as export_patient_data
 from booking_service.context import db_session
+from booking_service.db import server_error_was_unavailable
 from booking_service.errors import DomainError
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.messaging.queries import count_replies_needing_staff
@@ -267,6 +268,10 @@ _ERRORS = {
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Not allowed", "That address does not take this kind of request."),
     429: ("Too many attempts", "Please wait a minute before trying again."),
+    503: (
+        "The database cannot be reached",
+        "Nothing was saved. Wait a minute and try again; if it lasts, tell whoever runs the service.",
+    ),
 }
 
 
@@ -296,7 +301,16 @@ def _too_many(error):
     return _error_page(429, message=message if isinstance(message, str) and message.endswith(".") else None)
 
 
+@bp.errorhandler(500)
+@first_run_bp.errorhandler(500)
+def _server_error(error):
+    if server_error_was_unavailable(error):
+        title, message = _ERRORS[503]
+        return unavailable.page(title=title, message=message, lang="en", stylesheet="staff.css")
+    return error  # Flask's own 500 page
+
+
 for _status in _ERRORS:
-    if _status != 429:
+    if _status not in (429, 503):
         for _blueprint in (bp, first_run_bp):
             _blueprint.register_error_handler(_status, lambda error, _status=_status: _error_page(_status))

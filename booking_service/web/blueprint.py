@@ -8,8 +8,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import phonenumbers
 from flask import Blueprint, Flask, g, get_flashed_messages, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
+from booking_service import unavailable
+from booking_service.db import server_error_was_unavailable
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.form_values import asset_url
 from booking_service.web import booking, i18n, manage, program, waitlist, waitlist_offer
@@ -121,6 +124,22 @@ def _bad_request(_error):
 @bp.errorhandler(429)
 def _too_many(_error):
     return private(page("pages/error.html", 429, reason="too_many"))
+
+
+@bp.errorhandler(500)
+def _server_error(error):
+    if server_error_was_unavailable(error):
+        g.clinic = None  # not to be read again: the language falls back to every one offered
+        return unavailable.page(
+            title=_("We cannot take bookings just now"),
+            message=_(
+                "Our booking system is briefly unavailable, and nothing you sent was saved. "
+                "Please try again in a minute."
+            ),
+            lang=i18n.language(),
+            stylesheet="css/patient.css",
+        )
+    return error  # Flask's own 500 page
 
 
 def language_url(code: str) -> str:
