@@ -463,57 +463,68 @@ def _apply_clinic(ctx: _Context) -> None:
             raise _refused(document, ("clinic", "policy"), "", exc, _file_field) from None
 
 
-def _apply_locations(ctx: _Context) -> None:
+@dataclass(frozen=True)
+class _Kind:
+    """A catalogue kind a clinic file lists by ``key`` and loads the same way: locations and
+    services (practitioners carry logins and hours, and have their own loader)."""
+
+    section: str  # the file's list, and the _Context map of key -> id it fills
+    move: str  # the first part of its _Context.to_move keys
+    model: type
+    state: Callable  # the stored item as the file would say it
+    defaults: Callable[[_Context], dict]  # what a new item has that the file leaves out
+    fields: Callable[[dict, object | None], object]  # the catalogue's Fields, from values and the stored item
+    save: Callable  # the checked save of usecases.catalogue
+
+
+def _apply_items(ctx: _Context, kind: _Kind) -> None:
+    """Create or update each item of ``kind`` the file lists that differs from what is stored,
+    through the catalogue's checked save; a change that strands booked visits is recorded in
+    ``ctx.to_move`` (the load refuses it unless moves are confirmed)."""
     session, document = ctx.session, ctx.document
-    clinic = session.get(ClinicSettings, 1)
-    for index, raw in _enumerate(document, "locations"):
-        path: Path = ("locations", index)
-        location = session.scalar(select(Location).where(Location.key == raw["key"]))
-        stored = location_state(location) if location is not None else None
+    for index, raw in _enumerate(document, kind.section):
+        path: Path = (kind.section, index)
+        item = session.scalar(select(kind.model).where(kind.model.key == raw["key"]))
+        stored = kind.state(item) if item is not None else None
         if not _differs(stored, raw):
             continue
-        values = {**(stored or {**NEW_LOCATION, "timezone": clinic.timezone}), **raw}
-        fields = catalogue.LocationFields(**values)
-        location_id = location.id if location is not None else None
+        fields = kind.fields({**(stored or kind.defaults(ctx)), **raw}, item)
+        item_id = item.id if item is not None else None
         try:
             (saved, impact), kept = _save(
                 session,
-                partial(checked.save_location, session, location_id, fields, now=ctx.now, confirm_impact=True),
+                partial(kind.save, session, item_id, fields, now=ctx.now, confirm_impact=True),
                 stored,
-                lambda result: location_state(result[0]),
+                lambda result: kind.state(result[0]),
             )
         except DomainError as exc:
             raise _refused(document, path, raw["key"], exc, _file_field) from None
-        ctx.locations[saved.key] = saved.id
+        getattr(ctx, kind.section)[saved.key] = saved.id
         if kept and impact:
-            ctx.to_move["location", saved.key] = impact
+            ctx.to_move[kind.move, saved.key] = impact
 
 
-def _apply_services(ctx: _Context) -> None:
-    session, document = ctx.session, ctx.document
-    for index, raw in _enumerate(document, "services"):
-        path: Path = ("services", index)
-        service = session.scalar(select(Service).where(Service.key == raw["key"]))
-        stored = service_state(service) if service is not None else None
-        if not _differs(stored, raw):
-            continue
-        values = {**(stored or NEW_SERVICE), **raw}
-        # Who offers a service is said by each practitioner's ``services``.
-        offered_by = [p.id for p in service.practitioners] if service is not None else []
-        fields = catalogue.ServiceFields(**values, practitioner_ids=offered_by)
-        service_id = service.id if service is not None else None
-        try:
-            (saved, impact), kept = _save(
-                session,
-                partial(checked.save_service, session, service_id, fields, now=ctx.now, confirm_impact=True),
-                stored,
-                lambda result: service_state(result[0]),
-            )
-        except DomainError as exc:
-            raise _refused(document, path, raw["key"], exc, _file_field) from None
-        ctx.services[saved.key] = saved.id
-        if kept and impact:
-            ctx.to_move["service", saved.key] = impact
+_LOCATIONS = _Kind(
+    section="locations",
+    move="location",
+    model=Location,
+    state=location_state,
+    defaults=lambda ctx: {**NEW_LOCATION, "timezone": ctx.session.get(ClinicSettings, 1).timezone},
+    fields=lambda values, _location: catalogue.LocationFields(**values),
+    save=checked.save_location,
+)
+_SERVICES = _Kind(
+    section="services",
+    move="service",
+    model=Service,
+    state=service_state,
+    defaults=lambda _ctx: NEW_SERVICE,
+    # Who offers a service is said by each practitioner's ``services``.
+    fields=lambda values, service: catalogue.ServiceFields(
+        **values, practitioner_ids=[p.id for p in service.practitioners] if service is not None else []
+    ),
+    save=checked.save_service,
+)
 
 
 def _apply_practitioners(ctx: _Context) -> None:
@@ -613,8 +624,8 @@ def apply_document(session: Session, document: Document, *, now: datetime) -> li
         to_move={},
     )
     _apply_clinic(ctx)
-    _apply_locations(ctx)
-    _apply_services(ctx)
+    _apply_items(ctx, _LOCATIONS)
+    _apply_items(ctx, _SERVICES)
     _apply_practitioners(ctx)
     session.flush()
     to_move = {ident: tuple(map(_appointment_text, items)) for ident, items in ctx.to_move.items()}
