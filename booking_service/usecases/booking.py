@@ -144,6 +144,16 @@ def cancel(
     appointment = operations.cancel_appointment(session, appointment_id, now=now, by_patient=by_patient, reason=reason)
     clinic = get_clinic(session)
     planning.cancelled(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
+    after_cancel(session, appointment, clinic=clinic, now=now, by_patient=by_patient)
+    return appointment
+
+
+def after_cancel(
+    session: Session, appointment: Appointment, *, clinic, now: datetime, by_patient: bool, plan_id: int | None = None
+) -> None:
+    """What every cancellation does once its messages are planned (here, and for the rest of a
+    treatment plan): the freed time is offered down the waitlist, and the audit trail records
+    it (not the reason: free text)."""
     offers.time_freed(
         session,
         appointment,
@@ -153,16 +163,12 @@ def cancel(
         clinic=clinic,
         now=now,
     )
+    detail = {"by_patient": by_patient, "late": appointment.late_cancellation}
+    if plan_id is not None:
+        detail["plan_id"] = plan_id
     audit.record(
-        session,
-        "appointment.cancel",
-        "appointment",
-        appointment_id,
-        {"by_patient": by_patient, "late": appointment.late_cancellation},  # the reason is free text: not here
-        patient_id=appointment.patient_id,
-        now=now,
+        session, "appointment.cancel", "appointment", appointment.id, detail, patient_id=appointment.patient_id, now=now
     )
-    return appointment
 
 
 def set_status(session: Session, appointment_id: int, status: str, *, now: datetime) -> Appointment:

@@ -21,7 +21,7 @@ from booking_service.scheduling import operations
 from booking_service.scheduling import plans as scheduling_plans
 from booking_service.scheduling.models import Appointment, TreatmentPlan
 from booking_service.scheduling.plans import BookedPlan, PlanCheck, PlanRequest
-from booking_service.waitlist import offers
+from booking_service.usecases.booking import after_cancel
 
 __all__ = ["BookedPlan", "PlanCheck", "PlanRequest", "book_plan", "cancel_rest", "preview"]
 
@@ -82,24 +82,7 @@ def cancel_rest(
     ]
     planning.plan_cancelled(session, cancelled, clinic=clinic, now=now, plan_id=plan.id)
     for appointment in cancelled:
-        offers.time_freed(
-            session,
-            appointment,
-            start=appointment.start_at,
-            end=appointment.end_at,
-            reason="cancelled",
-            clinic=clinic,
-            now=now,
-        )
-        audit.record(
-            session,
-            "appointment.cancel",
-            "appointment",
-            appointment.id,
-            {"by_patient": False, "late": appointment.late_cancellation, "plan_id": plan.id},
-            patient_id=appointment.patient_id,
-            now=now,
-        )
+        after_cancel(session, appointment, clinic=clinic, now=now, by_patient=False, plan_id=plan.id)
     audit.record(
         session,
         "plan.cancel",
