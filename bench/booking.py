@@ -3,6 +3,7 @@ second measured the same way in the same run; booking latency and CPU; availabil
 
     .venv/bin/python -m bench.booking                      # this checkout, about two minutes
     .venv/bin/python -m bench.booking --before c282e09     # and REV, interleaved, about four
+    .venv/bin/python -m bench.booking --floor              # and the stack's floor (bench/floor_app.py)
 
 Each side (this checkout, and with ``--before REV`` a ``git worktree`` of REV made in a
 temporary folder) gets its own throw-away PostgreSQL database (``BENCH_PG_ADMIN_URL``, see
@@ -31,6 +32,11 @@ neither always goes first on a machine that is shared and noisy) measures:
   from a week ahead, on the calendar the bookings so far have filled. p50/p95. This is the
   availability-over-HTTP figure of issue 13 (``bench/availability.py`` stays in-process: the
   search alone, against its floor).
+
+With ``--floor``, a third side is measured the same way in the same rounds (bookings and
+healthz; no searches): ``bench/floor_app.py`` under the same gunicorn command and environment,
+a booking-shaped request with the booking's round trips and none of its work, on an empty
+database of its own. Its ratio is the highest a booking can reach on this stack and machine.
 
 Everything started is stopped, and the databases and the worktree removed, also on Ctrl-C or
 SIGTERM. Figures and the command that made them: docs/benchmarks.md ("Hot paths (issue 13)").
@@ -100,6 +106,7 @@ class Side:
     label: str
     tree: Path
     database: str
+    floor: bool = False  # bench/floor_app.py rather than the app
     url: str = ""
     web: Process | None = None
     base: str = ""
@@ -184,9 +191,28 @@ def side_environment(side: Side, *, redis_url: str, log_dir: Path) -> dict[str, 
 
 
 def start(side: Side, *, redis_url: str, log_dir: Path) -> None:
-    """Database, migrations and demo clinic by the side's code, then its gunicorn."""
+    """Database, migrations and demo clinic by the side's code, then its gunicorn (the floor:
+    an empty database and bench/floor_app.py)."""
     side.url = create_database(side.database)
     env = side_environment(side, redis_url=redis_url, log_dir=log_dir)
+    if not side.floor:
+        prepare(side, env)
+    port = free_port()
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    app = "bench.floor_app:create_floor_app()" if side.floor else "booking_service:create_app()"
+    argv = [gunicorn, "--config", "gunicorn.conf.py", app]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(WEB_PROCESSES)]
+    log = log_dir / f"web-{side.database}.log"
+    with log.open("w") as out:
+        popen = subprocess.Popen(argv, cwd=side.tree, env=env, stdout=out, stderr=subprocess.STDOUT)
+    side.web = Process(f"web {side.label}", popen, log)
+    side.base = f"http://127.0.0.1:{port}"
+    ready = "/healthz" if side.floor else "/readyz"
+    if not wait_for_http(f"{side.base}{ready}", side.web, timeout=120):
+        raise BenchError(f"{side.label}: gunicorn did not answer {ready}:\n{side.web.text()[-3000:]}")
+
+
+def prepare(side: Side, env: dict[str, str]) -> None:
     prepared = subprocess.run(
         [sys.executable, "-c", PREPARE, side.url, env["SECRET_KEY"]],
         cwd=side.tree,
@@ -197,17 +223,6 @@ def start(side: Side, *, redis_url: str, log_dir: Path) -> None:
     )
     if prepared.returncode != 0:
         raise BenchError(f"{side.label}: migrating and loading the demo clinic failed:\n{prepared.stderr[-3000:]}")
-    port = free_port()
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    argv = [gunicorn, "--config", "gunicorn.conf.py", "booking_service:create_app()"]
-    argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(WEB_PROCESSES)]
-    log = log_dir / f"web-{side.database}.log"
-    with log.open("w") as out:
-        popen = subprocess.Popen(argv, cwd=side.tree, env=env, stdout=out, stderr=subprocess.STDOUT)
-    side.web = Process(f"web {side.label}", popen, log)
-    side.base = f"http://127.0.0.1:{port}"
-    if not wait_for_http(f"{side.base}/readyz", side.web, timeout=120):
-        raise BenchError(f"{side.label}: gunicorn did not answer /readyz:\n{side.web.text()[-3000:]}")
 
 
 def stop(side: Side) -> None:
@@ -317,7 +332,8 @@ def round_of(side: Side, *, chunk: int, clients: int, healthz_factor: int, repea
     count = chunk * healthz_factor
     side.healthz_wall += healthz(side.base, count, clients)
     side.healthz_count += count
-    availability(side, repeat)
+    if not side.floor:
+        availability(side, repeat)
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -342,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=60, help="bookings per side per round")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--healthz-factor", type=int, default=5, help="/healthz requests per booking")
+    parser.add_argument("--floor", action="store_true", help="also measure the stack's floor (bench/floor_app.py)")
     parser.add_argument("--availability", type=int, default=30, help="requests of each search per side per round")
     args = parser.parse_args(argv)
 
@@ -358,22 +375,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.before:
             tree = add_worktree(args.before, folder)
             sides.append(Side(f"before ({args.before})", tree, f"bench_booking_before_{os.getpid()}"))
+        if args.floor:
+            sides.append(Side("floor (bench/floor_app.py)", REPO, f"bench_booking_floor_{os.getpid()}", floor=True))
         needed = WARM_UP + args.rounds * args.chunk
         for side in sides:
             note(f"{side.label}: database, migrations, demo clinic, gunicorn")
             start(side, redis_url=redis_url, log_dir=folder)
             note(f"{side.label}: warming up")
-            catalogue(side)
-            try:
-                side.slots = free_slots(side.base, side.service_id, side.location_id, needed)
-            except AssertionError as exc:
-                raise BenchError(f"{side.label}: {exc} for {needed} bookings: ask fewer (--rounds, --chunk)") from None
+            if side.floor:  # any body of the booking's shape: the floor reads it and books nothing
+                side.slots = [{"practitioner_id": 1, "start": "2030-01-07T09:00:00+00:00"}] * needed
+            else:
+                catalogue(side)
+                try:
+                    side.slots = free_slots(side.base, side.service_id, side.location_id, needed)
+                except AssertionError as exc:
+                    raise BenchError(
+                        f"{side.label}: {exc} for {needed} bookings: ask fewer (--rounds, --chunk)"
+                    ) from None
             warm, side.slots = side.slots[:WARM_UP], side.slots[WARM_UP:]
             ids = {"service_id": side.service_id, "location_id": side.location_id}
             book_all([side.base], warm, "Warm", first=0, clients=args.clients, **ids)
             healthz(side.base, 4 * WARM_UP, args.clients)
-            availability(side, 2)
-            side.searches.clear()
+            if not side.floor:
+                availability(side, 2)
+                side.searches.clear()
         for number in range(args.rounds):
             note(f"round {number + 1} of {args.rounds}")
             for side in sides if number % 2 == 0 else sides[::-1]:
@@ -455,8 +480,18 @@ def report(sides: list[Side], args, loads: list[str]) -> None:
         for name, samples in s.searches.items():
             rows.append((s.label, name, s.slot_counts[name], len(samples), *(percentile(samples, p) for p in (50, 95))))
     print(table(["side", "availability over HTTP", "slots", "requests", "p50 ms", "p95 ms"], rows))
-    if len(sides) == 2:
-        after, before = sides
+    apps = [s for s in sides if not s.floor]
+    floor = next((s for s in sides if s.floor), None)
+    if floor is not None:
+        print()
+        floor_ratio = floor.booking_rate / floor.healthz_rate
+        for s in apps:
+            print(
+                f"{s.label}: booking:healthz ratio {s.booking_rate / s.healthz_rate:.3f} = "
+                f"{s.booking_rate / s.healthz_rate / floor_ratio:.0%} of the floor's {floor_ratio:.3f}"
+            )
+    if len(apps) == 2:
+        after, before = apps
         print()
         print(
             f"this checkout / before: bookings/s {after.booking_rate / before.booking_rate:.2f}x, "
