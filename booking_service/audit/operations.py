@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from booking_service.audit.context import current_actor
@@ -105,15 +106,22 @@ def record(
     *,
     patient_id: int | None = None,
     now: datetime | None = None,
-) -> AuditEvent:
-    """Add one event to ``session`` (flushed with the caller's change, committed with it).
+) -> None:
+    """Write one event in ``session``'s transaction, at once: committed with the caller's
+    change, or rolled back with it (also to a savepoint).
 
     ``action`` is ``area.verb`` (``appointment.book``); ``patient_id`` names the patient
     concerned (defaults to ``resource_id`` for a ``patient`` resource), so an auditor can list
     everything done to or read about one patient. ``detail``: a few codes and ids; raises
     ValueError for a key that could carry clinical or personal text (``reason``, ``body``,
     ``email``...), for nested values or long strings.
+
+    A plain INSERT (the trail has no foreign keys and is append-only), not an ORM object: the
+    event costs one statement and no unit of work, and a caller's later query does not flush
+    for it (issue 13: a booking's audit event was a flush of its own).
     """
-    event = AuditEvent(**values(session, action, resource_type, resource_id, detail, patient_id=patient_id, now=now))
-    session.add(event)
-    return event
+    row = values(session, action, resource_type, resource_id, detail, patient_id=patient_id, now=now)
+    session.execute(_INSERT, row)
+
+
+_INSERT = insert(AuditEvent.__table__)
