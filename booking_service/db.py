@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -214,6 +214,34 @@ def insert_with_children(
         for number, values in enumerate(filled[index][2]):
             params.update({f"c{index}_{number}_{name}": values[name] for name in names})
     return session.execute(_insert_with_children(shape), params).scalar_one()
+
+
+def insert_instance(session: Session, model: type[Base], row: dict) -> Base:
+    """Insert ``row`` (column values; not the id) into ``model``'s table with one plain
+    ``INSERT ... RETURNING`` of every column, and return the persistent instance made of what was
+    written (defaults included), in ``session`` without a query or a flush.
+
+    For a hot path's single new row: no unit of work, and a refused insert raises here, at the
+    statement, rather than at a later flush. Relationships are not set: see
+    :func:`attach_written` and ``set_committed_value`` for related instances at hand.
+    """
+    written = session.execute(_returning_insert(model.__table__, tuple(row)), row).one()
+    return attach_written(session, model, written._asdict())
+
+
+def attach_written(session: Session, model: type[Base], values: dict) -> Base:
+    """The persistent ``model`` instance of a row just written with ``values`` (every column,
+    the id included; the model's attributes are named as its columns), added to ``session`` as
+    loaded: reading it sends no query."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+@functools.cache
+def _returning_insert(table: Table, names: tuple[str, ...]) -> Insert:
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names}).returning(*table.c)
 
 
 @functools.cache

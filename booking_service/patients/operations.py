@@ -10,11 +10,11 @@ from datetime import datetime
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from booking_service import audit
 from booking_service.audit.models import AuditEvent
-from booking_service.db import insert_with_children
+from booking_service.db import attach_written, insert_with_children
 from booking_service.errors import (
     CONTACT_MISSING,
     EMAIL_INVALID,
@@ -230,10 +230,7 @@ def new_patient(
             (AuditEvent.__table__, ("patient_id", "resource_id"), trail),
         ],
     )
-    patient = Patient(id=patient_id, **row)
-    make_transient_to_detached(patient)
-    session.add(patient)
-    return patient
+    return attach_written(session, Patient, {"id": patient_id, **row})
 
 
 def agrees_with(patient: Patient, details: PatientDetails) -> bool:

@@ -21,11 +21,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from booking_service import errors
 from booking_service.clinic.models import ClinicSettings, Location, Practitioner, Service
 from booking_service.clinic.queries import bookable, get_clinic
-from booking_service.db import has_written, is_sqlite, write_transaction
+from booking_service.db import has_written, insert_instance, is_sqlite, write_transaction
 from booking_service.errors import (
     InvalidTransition,
     LateCancellationBlocked,
@@ -391,7 +392,7 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
             now=now,
             from_staff=request.source == "staff",
         )
-        appointment, token = new_appointment(
+        row, token = new_appointment(
             patient=patient,
             practitioner=practitioner,
             location=location,
@@ -406,8 +407,9 @@ def book_slot(session: Session, request: BookingRequest, *, secret_key: str, now
             red_flags=flags,
             outside_hours_reason=outside_hours_reason,
         )
-        session.add(appointment)
-        session.flush()
+        appointment = insert_appointment(
+            session, row, patient=patient, practitioner=practitioner, location=location, service=service
+        )
     return Booked(appointment=appointment, manage_token=token)
 
 
@@ -427,36 +429,51 @@ def new_appointment(
     red_flags: dict[str, bool] | None = None,
     plan_id: int | None = None,
     outside_hours_reason: str | None = None,
-) -> tuple[Appointment, str]:
-    """A new ``booked`` appointment (not yet added to the session) and its manage token: the one
-    insert path of :func:`book_slot` and of treatment plans (``scheduling.plans``). The caller
-    checked the time and inserts it where the database may refuse an overlap (a savepoint)."""
+) -> tuple[dict, str]:
+    """The column values of a new ``booked`` appointment (all but its id and what the database
+    defaults) and its manage token: the one source of new appointments, written by
+    :func:`insert_appointment` (a booking) or as ORM instances (treatment plans,
+    ``scheduling.plans``, many in one flush). The caller checked the time and inserts it where
+    the database may refuse an overlap."""
     start = start.astimezone(now.tzinfo)
     end = start + timedelta(minutes=service.duration_minutes)
     nonce = tokens.new_nonce()
     token = tokens.manage_token(secret_key, nonce)
-    appointment = Appointment(
-        patient=patient,
-        practitioner=practitioner,
-        location=location,
-        service=service,
-        start_at=start,
-        end_at=end,
-        busy_until=end + timedelta(minutes=service.buffer_minutes),
-        status="booked",
-        source=source,
-        language=language,
-        triage=triage,
-        intake_reason=intake_reason,
-        red_flags=red_flags,
-        outside_hours_reason=outside_hours_reason,
-        manage_nonce=nonce,
-        manage_token_hash=tokens.token_hash(token),
-        plan_id=plan_id,
-        created_at=now,
-        updated_at=now,
-    )
-    return appointment, token
+    row = {
+        "patient_id": patient.id,
+        "practitioner_id": practitioner.id,
+        "location_id": location.id,
+        "service_id": service.id,
+        "start_at": start,
+        "end_at": end,
+        "busy_until": end + timedelta(minutes=service.buffer_minutes),
+        "status": "booked",
+        "source": source,
+        "language": language,
+        "triage": triage,
+        "intake_reason": intake_reason,
+        "red_flags": red_flags,
+        "outside_hours_reason": outside_hours_reason,
+        "manage_nonce": nonce,
+        "manage_token_hash": tokens.token_hash(token),
+        "plan_id": plan_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return row, token
+
+
+def insert_appointment(
+    session: Session, row: dict, *, patient: Patient, practitioner: Practitioner, location: Location, service: Service
+) -> Appointment:
+    """Write the :func:`new_appointment` row in one statement and return the appointment,
+    persistent in ``session`` with its patient, practitioner, location and service set (no
+    query, no flush). The database's overlap guards may refuse it: the error is raised here."""
+    appointment = insert_instance(session, Appointment, row)
+    related = {"patient": patient, "practitioner": practitioner, "location": location, "service": service}
+    for name, instance in related.items():
+        set_committed_value(appointment, name, instance)
+    return appointment
 
 
 def refused_overlap(exc: IntegrityError | OperationalError) -> str | None:

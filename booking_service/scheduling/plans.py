@@ -447,9 +447,10 @@ def _insert(
         manage_tokens: dict[int, str] = {}
         pending: list[tuple[Appointment, str]] = []
         for visit in sorted(checked.visits, key=lambda v: v.start):
-            appointment, token = operations.new_appointment(
+            practitioner = practitioners[visit.practitioner_id]
+            row, token = operations.new_appointment(
                 patient=patient,
-                practitioner=practitioners[visit.practitioner_id],
+                practitioner=practitioner,
                 location=checked.location,
                 service=checked.service,
                 start=visit.start,
@@ -458,6 +459,13 @@ def _insert(
                 secret_key=secret_key,
                 now=now,
                 plan_id=plan.id,
+            )
+            appointment = Appointment(
+                **row,
+                patient=patient,
+                practitioner=practitioner,
+                location=checked.location,
+                service=checked.service,
             )
             session.add(appointment)
             pending.append((appointment, token))
