@@ -36,12 +36,14 @@ ones.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Insert, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from booking_service.messaging import rules
@@ -149,18 +151,48 @@ def row_values(
 
 
 def insert_new(session: Session, rows: list[dict]) -> int:
-    """Insert the rows (:func:`row_values`) whose dedupe key is new, in one multi-row
-    ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING``; returns how many were inserted. No read
-    first: the unique key decides. A concurrent planner that inserted the same key first makes
-    this one wait for its commit and then skip the row (PostgreSQL), or is serialised by
-    SQLite's single writer: never an error, never a second row.
+    """Insert the rows (:func:`row_values`) whose dedupe key is new, in one statement with
+    ``ON CONFLICT (dedupe_key) DO NOTHING``; returns how many were inserted. No read first: the
+    unique key decides. A concurrent planner that inserted the same key first makes this one
+    wait for its commit and then skip the row (PostgreSQL), or is serialised by SQLite's single
+    writer: never an error, never a second row.
+
+    PostgreSQL: ``INSERT ... SELECT FROM unnest(...)`` with one array per column, so the
+    statement's text is the same for any number of rows (psycopg keeps it parsed and the server
+    prepared; a booking's five rows and a nudge sweep's thousands alike). SQLite: a multi-row
+    insert of the rows.
     """
     if not rows:
         return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    if session.get_bind().dialect.name == "postgresql":
+        columns = {name: [row[name] for row in rows] for name in _ROW_COLUMNS}
+        return len(session.execute(_unnest_insert(), columns).all())
     table = OutboxMessage.__table__
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
     return len(session.execute(statement, rows).all())
+
+
+# The keys of every row_values() row: the columns insert_new writes.
+_ROW_COLUMNS = tuple(row_values(None, None, kind="", channel="", to="", due=datetime.min, key="", now=datetime.min))
+
+
+@functools.cache
+def _unnest_insert() -> Insert:
+    table = OutboxMessage.__table__
+    arrays = [bindparam(name, type_=ARRAY(_unbounded(table.c[name].type))) for name in _ROW_COLUMNS]
+    written = func.unnest(*arrays).table_valued(*_ROW_COLUMNS).render_derived()
+    return (
+        postgresql.insert(table)
+        .from_select(list(_ROW_COLUMNS), select(*written.c))
+        .on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+        .returning(table.c.id)
+    )
+
+
+def _unbounded(column_type):
+    """An array's element type without a length: a cast to ``varchar(n)[]`` would cut a long
+    value short where the column's own check refuses it."""
+    return String() if isinstance(column_type, String) else column_type
 
 
 def _insert(session: Session, rows: list[OutboxMessage]) -> list[OutboxMessage]:
