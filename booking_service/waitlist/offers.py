@@ -29,12 +29,13 @@ Staff may also send a general "times are open" offer or record a phoned offer (:
 
 from __future__ import annotations
 
+import functools
 import hmac
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -422,12 +423,8 @@ def time_taken(session: Session, appointment: Appointment, *, now: datetime) -> 
     taken at its very time by a patient waiting for it (the offered one, or any of theirs that
     matches) is ``booked`` with their entry; otherwise it is ``taken``. Live offers end."""
     overlapping = session.scalars(
-        select(WaitlistOpening).where(
-            WaitlistOpening.status == "open",
-            WaitlistOpening.practitioner_id == appointment.practitioner_id,
-            WaitlistOpening.start_at < appointment.busy_until,
-            WaitlistOpening.end_at > appointment.start_at,
-        )
+        _open_overlapping(),
+        {"practitioner_id": appointment.practitioner_id, "start": appointment.start_at, "end": appointment.busy_until},
     ).all()
     for opening in overlapping:
         entry = _entry_of(session, opening, appointment) if appointment.start_at == opening.start_at else None
@@ -454,6 +451,17 @@ def time_taken(session: Session, appointment: Appointment, *, now: datetime) -> 
             patient_id=entry.patient_id,
             now=now,
         )
+
+
+@functools.cache
+def _open_overlapping() -> Select:
+    """Open openings of a practitioner overlapping [start, end): every booking asks (built once)."""
+    return select(WaitlistOpening).where(
+        WaitlistOpening.status == "open",
+        WaitlistOpening.practitioner_id == bindparam("practitioner_id"),
+        WaitlistOpening.start_at < bindparam("end"),
+        WaitlistOpening.end_at > bindparam("start"),
+    )
 
 
 def _entry_of(session: Session, opening: WaitlistOpening, appointment: Appointment) -> WaitlistEntry | None:
