@@ -195,26 +195,6 @@ def _unbounded(column_type):
     return String() if isinstance(column_type, String) else column_type
 
 
-def _insert(session: Session, rows: list[OutboxMessage]) -> list[OutboxMessage]:
-    """Add the rows whose dedupe key is new; returns those added. Callers hold the booking's
-    write lock (SQLite) or row lock (PostgreSQL), so the check cannot race another planner;
-    the unique key is the last word either way."""
-    if not rows:
-        return []
-    keys = [row.dedupe_key for row in rows]
-    existing = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys))))
-    added = []
-    for row in rows:
-        if row.dedupe_key in existing:
-            continue
-        existing.add(row.dedupe_key)
-        session.add(row)
-        added.append(row)
-    if added:
-        session.flush()
-    return added
-
-
 def _cancel_pending(
     session: Session, appointment: Appointment, *, kinds: tuple[str, ...], reason: str, now: datetime
 ) -> int:
@@ -356,12 +336,12 @@ def _follow_up(session: Session, appointment: Appointment, *, now: datetime) -> 
     else:
         return
     due = rules.follow_up_due(now, ZoneInfo(appointment.location.timezone))
-    _insert(
+    insert_new(
         session,
         [
-            row(
-                appointment,
-                patient,
+            row_values(
+                appointment.id,
+                patient.id,
                 kind="follow_up",
                 channel=channel,
                 to=to,
@@ -499,21 +479,21 @@ def reply(
     patient: Patient | None = None,
     appointment: Appointment | None = None,
     language: str | None = None,
-) -> OutboxMessage | None:
-    """Plan an answer (kind ``reply``, due now) to a text from ``phone``; None when the number
+) -> bool:
+    """Plan an answer (kind ``reply``, due now) to a text from ``phone``; False when the number
     opted out (Twilio would refuse it) or the same ``key`` was planned already.
 
     Replies answer the patient's own message, so they need no SMS consent, only no STOP.
     """
     if is_opted_out(session, phone):
-        return None
+        return False
     payload = {"language": language} if language else {}
-    added = _insert(
+    added = insert_new(
         session,
         [
-            row(
-                appointment,
-                patient,
+            row_values(
+                appointment.id if appointment is not None else None,
+                patient.id if patient is not None else None,
                 kind="reply",
                 channel="sms",
                 to=phone,
@@ -525,7 +505,7 @@ def reply(
             )
         ],
     )
-    return added[0] if added else None
+    return added == 1
 
 
 def waitlist_offer(
@@ -540,11 +520,11 @@ def waitlist_offer(
     now: datetime,
     offer_id: int | None = None,
     offer_nonce: str | None = None,
-) -> list[OutboxMessage]:
+) -> int:
     """Plan a ``waitlist_offer`` (due now; held for quiet hours by the worker) on every channel
     the patient agreed to: a time opened up (``start``, or any time when None), and a link to
-    book it. Not transactional, so e-mail needs consent like SMS. Returns the rows planned;
-    offering the same entry the same time twice plans nothing.
+    book it. Not transactional, so e-mail needs consent like SMS. Returns how many rows were
+    planned; offering the same entry the same time twice plans nothing.
 
     ``offer_id`` and ``offer_nonce``: an offer of a freed time's chain (``waitlist.offers``):
     one set of rows per offer, and the link is rebuilt at send time from the nonce and the
@@ -564,9 +544,9 @@ def waitlist_offer(
     ):
         if allowed:
             rows.append(
-                row(
+                row_values(
                     None,
-                    patient,
+                    patient.id,
                     kind="waitlist_offer",
                     channel=channel,
                     to=to,
@@ -576,4 +556,4 @@ def waitlist_offer(
                     payload=payload,
                 )
             )
-    return _insert(session, rows)
+    return insert_new(session, rows)

@@ -88,7 +88,7 @@ def find_offer(session: Session, offer_id: int, token: str, *, secret_key: str) 
 
 def _offer(session: Session, entry: WaitlistEntry, *, start: datetime | None, now: datetime) -> int:
     location = session.get(Location, entry.location_id)
-    rows = planning.waitlist_offer(
+    planned = planning.waitlist_offer(
         session,
         entry.patient,
         entry_id=entry.id,
@@ -101,7 +101,7 @@ def _offer(session: Session, entry: WaitlistEntry, *, start: datetime | None, no
     entry.status = "offered"
     entry.offered_at = now
     session.flush()
-    return len(rows)
+    return planned
 
 
 def offer(
@@ -319,7 +319,7 @@ def _offer_next(
             return None  # another worker offered this opening meanwhile: theirs stands
         if not reachable:
             continue
-        rows = planning.waitlist_offer(
+        made.messages = planning.waitlist_offer(
             session,
             entry.patient,
             entry_id=entry.id,
@@ -331,7 +331,6 @@ def _offer_next(
             offer_id=made.id,
             offer_nonce=made.token_nonce,
         )
-        made.messages = len(rows)
         entry.status = "offered"
         entry.offered_at = now
         session.flush()
