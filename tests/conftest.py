@@ -189,14 +189,20 @@ def make_clinic(database):
     def make(**policy) -> _Clinic:
         with database.unit_of_work() as s:
             settings = ClinicSettings(
-                id=1, name="Lakeshore Physio", phone="+14165550100", country="CA", timezone="America/Toronto",
+                id=1,
+                name="Lakeshore Physio",
+                phone="+14165550100",
+                country="CA",
+                timezone="America/Toronto",
                 **policy,
             )
             location = Location(name="Downtown", address="120 King St W", timezone="America/Toronto")
-            initial = Service(name="Initial assessment", name_fr="Évaluation initiale", kind="initial",
-                              duration_minutes=60)
-            follow_up = Service(name="Follow-up", name_fr="Suivi", kind="follow_up", duration_minutes=30,
-                                buffer_minutes=15)
+            initial = Service(
+                name="Initial assessment", name_fr="Évaluation initiale", kind="initial", duration_minutes=60
+            )
+            follow_up = Service(
+                name="Follow-up", name_fr="Suivi", kind="follow_up", duration_minutes=30, buffer_minutes=15
+            )
             people = [
                 Practitioner(first_name="Maya", last_name="Chen", profession="Physiotherapist"),
                 Practitioner(first_name="Daniel", last_name="Okafor", profession="Physiotherapist"),
@@ -208,9 +214,17 @@ def make_clinic(database):
             s.flush()
             for p in people:
                 for weekday in range(5):
-                    s.add(WorkingHours(practitioner_id=p.id, location_id=location.id, weekday=weekday,
-                                       start_time=time(9), end_time=time(17), break_start=time(12),
-                                       break_end=time(13)))
+                    s.add(
+                        WorkingHours(
+                            practitioner_id=p.id,
+                            location_id=location.id,
+                            weekday=weekday,
+                            start_time=time(9),
+                            end_time=time(17),
+                            break_start=time(12),
+                            break_end=time(13),
+                        )
+                    )
             return _Clinic(location.id, initial.id, follow_up.id, [p.id for p in people])
 
     return make

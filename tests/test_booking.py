@@ -27,8 +27,14 @@ TUESDAY = "2026-11-24"
 
 
 def alex(**overrides) -> PatientDetails:
-    values = dict(first_name="Alex", last_name="Martin", email="Alex.Martin@Example.com", phone="416 555 0142",
-                  sms_consent=True, email_consent=True)
+    values = dict(
+        first_name="Alex",
+        last_name="Martin",
+        email="Alex.Martin@Example.com",
+        phone="416 555 0142",
+        sms_consent=True,
+        email_consent=True,
+    )
     values.update(overrides)
     return PatientDetails(**values)
 
@@ -42,8 +48,16 @@ def clinic(make_clinic):
 def booked(database, clinic):
     """Book ``start`` (local Toronto wall time on TUESDAY unless a datetime) and commit."""
 
-    def make(hhmm: str = "10:00", *, patient: PatientDetails | None = None, practitioner_index: int | None = 0,
-             service: str = "initial", day: str = TUESDAY, now=NOW, source: str = "online"):
+    def make(
+        hhmm: str = "10:00",
+        *,
+        patient: PatientDetails | None = None,
+        practitioner_index: int | None = 0,
+        service: str = "initial",
+        day: str = TUESDAY,
+        now=NOW,
+        source: str = "online",
+    ):
         with database.unit_of_work() as s:
             result = book(
                 s,
@@ -152,10 +166,15 @@ def test_red_flags_mark_the_booking_for_urgent_triage(database, clinic):
         result = book(
             s,
             BookingRequest(
-                service_id=clinic.initial_id, location_id=clinic.location_id, start=local(TUESDAY, "10:00"),
-                patient=alex(), red_flags={"saddle_numbness": True}, intake_reason="Leg pain",
+                service_id=clinic.initial_id,
+                location_id=clinic.location_id,
+                start=local(TUESDAY, "10:00"),
+                patient=alex(),
+                red_flags={"saddle_numbness": True},
+                intake_reason="Leg pain",
             ),
-            secret_key=SECRET, now=NOW,
+            secret_key=SECRET,
+            now=NOW,
         )
         appointment_id = result.appointment.id
     with database.session() as s:
@@ -221,9 +240,14 @@ def test_late_cancellation_is_refused_with_the_clinic_phone_under_the_block_poli
     with database.unit_of_work() as s:
         appointment_id = book(
             s,
-            BookingRequest(service_id=clinic.initial_id, location_id=clinic.location_id,
-                           start=local("2026-11-23", "10:00"), patient=alex()),
-            secret_key=SECRET, now=NOW,
+            BookingRequest(
+                service_id=clinic.initial_id,
+                location_id=clinic.location_id,
+                start=local("2026-11-23", "10:00"),
+                patient=alex(),
+            ),
+            secret_key=SECRET,
+            now=NOW,
         ).appointment.id
     with database.unit_of_work() as s, pytest.raises(LateCancellationBlocked) as blocked:
         cancel(s, appointment_id, now=NOW, by_patient=True)
@@ -292,7 +316,12 @@ def test_a_start_in_a_far_year_is_simply_not_a_slot(database, clinic, year):
     with database.unit_of_work() as s, pytest.raises(SlotUnavailable):
         book(
             s,
-            BookingRequest(service_id=clinic.initial_id, location_id=clinic.location_id,
-                           start=local(f"{year:04d}-06-01", "10:00"), patient=alex()),
-            secret_key=SECRET, now=NOW,
+            BookingRequest(
+                service_id=clinic.initial_id,
+                location_id=clinic.location_id,
+                start=local(f"{year:04d}-06-01", "10:00"),
+                patient=alex(),
+            ),
+            secret_key=SECRET,
+            now=NOW,
         )

@@ -41,14 +41,17 @@ def test_seed_demo_loads_a_believable_clinic_and_prints_the_logins(runner, datab
 
 
 def test_create_user_refuses_an_existing_email_unless_update(runner, database):
-    first = runner.invoke(args=["create-user", "desk@clinic.example", "--role", "frontdesk",
-                                "--password", "long-enough-pw"])
+    first = runner.invoke(
+        args=["create-user", "desk@clinic.example", "--role", "frontdesk", "--password", "long-enough-pw"]
+    )
     assert first.exit_code == 0, first.output
-    again = runner.invoke(args=["create-user", "desk@clinic.example", "--role", "admin",
-                                "--password", "long-enough-pw"])
+    again = runner.invoke(
+        args=["create-user", "desk@clinic.example", "--role", "admin", "--password", "long-enough-pw"]
+    )
     assert again.exit_code == 1 and "already exists" in again.output
-    updated = runner.invoke(args=["create-user", "desk@clinic.example", "--role", "admin", "--update",
-                                  "--password", "another-long-pw"])
+    updated = runner.invoke(
+        args=["create-user", "desk@clinic.example", "--role", "admin", "--update", "--password", "another-long-pw"]
+    )
     assert updated.exit_code == 0, updated.output
     with database.session() as s:
         assert s.scalars(select(User)).one().role == "admin"

@@ -25,8 +25,15 @@ TUESDAY = date(2026, 11, 24)
 
 
 def person(first: str, phone: str, **extra) -> PatientDetails:
-    return PatientDetails(first_name=first, last_name="Waiting", email=f"{first.lower()}@example.com", phone=phone,
-                          sms_consent=True, email_consent=True, **extra)
+    return PatientDetails(
+        first_name=first,
+        last_name="Waiting",
+        email=f"{first.lower()}@example.com",
+        phone=phone,
+        sms_consent=True,
+        email_consent=True,
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -39,10 +46,15 @@ def booked(database, clinic):
     with database.unit_of_work() as s:
         return book(
             s,
-            BookingRequest(service_id=clinic.follow_up_id, location_id=clinic.location_id,
-                           practitioner_id=clinic.practitioner_ids[0], start=local("2026-11-24", "10:00"),
-                           patient=person("Alex", "416 555 0142")),
-            secret_key=SECRET, now=NOW,
+            BookingRequest(
+                service_id=clinic.follow_up_id,
+                location_id=clinic.location_id,
+                practitioner_id=clinic.practitioner_ids[0],
+                start=local("2026-11-24", "10:00"),
+                patient=person("Alex", "416 555 0142"),
+            ),
+            secret_key=SECRET,
+            now=NOW,
         ).appointment.id
 
 
@@ -50,8 +62,13 @@ def wait(database, clinic, first: str, phone: str, *, service=None, earliest=TUE
     with database.unit_of_work() as s:
         return join_waitlist(
             s,
-            WaitlistRequest(service_id=service or clinic.follow_up_id, location_id=clinic.location_id,
-                            earliest_date=earliest, latest_date=latest, patient=person(first, phone, **extra)),
+            WaitlistRequest(
+                service_id=service or clinic.follow_up_id,
+                location_id=clinic.location_id,
+                earliest_date=earliest,
+                latest_date=latest,
+                patient=person(first, phone, **extra),
+            ),
             now=NOW,
         ).id
 
