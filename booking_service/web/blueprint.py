@@ -16,7 +16,7 @@ from booking_service.db import server_error_was_unavailable
 from booking_service.extensions import PUBLIC_WRITE_LIMIT, limiter
 from booking_service.form_values import asset_url
 from booking_service.web import booking, i18n, manage, program, waitlist, waitlist_offer
-from booking_service.web.common import HONEYPOT_FIELD, current_clinic, page, private
+from booking_service.web.common import HONEYPOT_FIELD, current_clinic, database_away, page, private
 from booking_service.web.theme import palette
 
 bp = Blueprint("web", __name__)
@@ -129,7 +129,7 @@ def _too_many(_error):
 @bp.errorhandler(500)
 def _server_error(error):
     if server_error_was_unavailable(error):
-        g.clinic = None  # not to be read again: the language falls back to every one offered
+        database_away()
         return unavailable.page(
             title=_("We cannot take bookings just now"),
             message=_(

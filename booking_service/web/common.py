@@ -32,7 +32,10 @@ def now() -> datetime:
 
 
 def current_clinic(*, required: bool = True) -> ClinicSettings | None:
-    """The clinic row, read once per request."""
+    """The clinic row, read once per request. Not ``required``: None when there is none, or once
+    the request found the database away (:func:`database_away`), without trying it again."""
+    if not required and g.get("database_away"):
+        return None
     if "clinic" not in g:
         try:
             g.clinic = get_clinic(db_session())
@@ -41,6 +44,12 @@ def current_clinic(*, required: bool = True) -> ClinicSettings | None:
                 raise
             return None
     return g.clinic
+
+
+def database_away() -> None:
+    """This request found the database away: the page that says so is rendered without reading
+    the clinic (its language falls back to every one offered; see :func:`current_clinic`)."""
+    g.database_away = True
 
 
 def allow_images_from(urls) -> None:
