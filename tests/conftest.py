@@ -5,6 +5,9 @@
 - ``REQUIRE_ALL=1`` (set by CI) turns every skip into a failure, so no test silently stops.
 - Any connection to a non-loopback address fails the test (Indico's ``disallow`` fixture).
 - Factories return callables with defaults (Indico's habit): ``make_clinic()``.
+- ``frozen`` stops the clock at ``NOW``; ``clinic`` is the default clinic made then; ``pages``
+  a client of the patient pages with CSRF checks off (tests/test_pages.py proves them on by
+  default). A module defines its own where it needs another (tests/test_webhooks.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import text
 
 from booking_service import migrate
@@ -258,6 +262,23 @@ def app(db_url, database):
 
 @pytest.fixture
 def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def clinic(make_clinic, frozen):
+    return make_clinic()
+
+
+@pytest.fixture
+def pages(app, clinic):
+    app.config["WTF_CSRF_ENABLED"] = False
     return app.test_client()
 
 

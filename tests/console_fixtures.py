@@ -14,31 +14,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 
 from booking_service.clinic.models import Practitioner
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.staff.operations import create_user
 from booking_service.usecases.booking import BookingRequest, book
-from tests.conftest import NOW, SECRET, local
+from tests.conftest import SECRET, local
 
 PASSWORD = "correct-horse-battery"
 TUESDAY_10 = local("2026-11-24", "10:00")  # 15:00 UTC
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
 
 
 def _create_app(db_url, **config):

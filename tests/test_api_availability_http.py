@@ -11,7 +11,6 @@ import json
 from datetime import date
 
 import pytest
-import time_machine
 from flask import jsonify
 
 from booking_service.api import serializers
@@ -19,18 +18,6 @@ from booking_service.api.schemas import AvailabilitySchema
 from booking_service.clinic.queries import bookable, get_clinic
 from booking_service.db import utcnow
 from booking_service.scheduling.slots import find_slots
-from tests.conftest import NOW
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
 
 
 def availability(client, clinic, start="2026-11-23", end="2026-12-20", headers=None, **extra):

@@ -8,20 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 
-from tests.conftest import NOW, local
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
+from tests.conftest import local
 
 
 @pytest.fixture

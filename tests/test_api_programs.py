@@ -15,7 +15,7 @@ from booking_service.exercises.models import ProgramLog
 from booking_service.patients.models import Patient
 from booking_service.staff.operations import create_api_token, create_user
 from tests.conftest import NOW, local
-from tests.test_api_staff import book, clinic, frozen, staff, token  # noqa: F401  (fixtures)
+from tests.test_api_staff import book, staff, token  # noqa: F401  (fixtures)
 
 PROGRAM_FIELDS = {
     "id",
@@ -38,7 +38,7 @@ ITEM_FIELDS = {"exercise_id", "key", "name", "reps", "sets", "hold_seconds", "ti
 
 
 @pytest.fixture
-def library(database, clinic):  # noqa: F811
+def library(database, clinic):
     with database.unit_of_work() as s:
         load_library(s)
 
@@ -56,7 +56,7 @@ def patient_id(book, database):  # noqa: F811
         return s.scalar(select(Patient.id))
 
 
-def body(clinic, library_ids, **overrides):  # noqa: F811
+def body(clinic, library_ids, **overrides):
     values = {
         "exercises": [
             {"exercise_id": library_ids["bridge"], "reps": 12, "sets": 2, "hold_seconds": 5},
@@ -218,7 +218,7 @@ def test_the_openapi_document_describes_the_program_endpoints(client):
 
 
 @pytest.fixture
-def maya(client, database, clinic):  # noqa: F811
+def maya(client, database, clinic):
     """A practitioner token for Maya Chen (practitioner 0)."""
     with database.unit_of_work() as s:
         user, _ = create_user(s, "maya@example.com", role="practitioner", password="a-long-password")

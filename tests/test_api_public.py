@@ -9,22 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.patients.models import Patient
-from tests.conftest import NOW, SECRET, local
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
+from tests.conftest import SECRET, local
 
 
 def booking_body(clinic, start, *, practitioner_id=None, **patient) -> dict:

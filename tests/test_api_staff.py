@@ -6,24 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 
 from booking_service.outbox.models import OutboxMessage
 from booking_service.staff.operations import create_api_token, create_user
 from tests.conftest import NOW, local
 
 MESSAGE_FIELDS = {"id", "channel", "kind", "status", "due_at", "sent_at", "to", "provider_id", "error"}
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
 
 
 @pytest.fixture

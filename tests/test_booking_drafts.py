@@ -10,35 +10,16 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-import time_machine
 from sqlalchemy import func, select
 
 from booking_service.patients.models import BookingDraft
 from booking_service.scheduling.models import Appointment
 from booking_service.scheduling.tokens import manage_token
-from tests.conftest import NOW, SECRET
+from tests.conftest import SECRET
 from tests.test_pages import book_through_pages, details_form
 
 # What the journey below types (details_form of test_pages.py), in forms the cookie could hold.
 SECRETS_TYPED = ("Alex", "Martin", "alex.martin", "5550142", "555 0142", "Pain down my left leg")
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
-
-
-@pytest.fixture
-def pages(app, clinic):
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app.test_client()
 
 
 def cookie_contents(app, client) -> str:

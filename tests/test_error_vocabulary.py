@@ -21,7 +21,7 @@ from booking_service.patients.operations import PatientDetails, clean_details
 from booking_service.usecases.booking import BookingRequest, book, cancel
 from booking_service.web.common import PAGE_FIELD_MESSAGES, PAGE_MESSAGES, field_errors, page_message
 from tests.conftest import NOW, SECRET, local
-from tests.test_api_public import booking_body, error_of, frozen  # noqa: F401  (frozen: a fixture)
+from tests.test_api_public import booking_body, error_of
 
 
 def _bad_phone() -> ValidationFailed:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.clinic.models import ClinicSettings
@@ -33,17 +32,6 @@ ATTACKER_EMAIL = "mallory@example.net"
 ATTACKER_PHONE = "+14165550999"
 NO_FLAGS = {f"rf_{key}": "no" for key in ("bladder_bowel", "saddle_numbness", "leg_weakness", "systemic")}
 assert AUTH_TOKEN  # the app below signs with the same token as test_webhooks' helpers
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.patients.consent import CONSENT_WORDING_VERSION
@@ -22,24 +20,6 @@ from tests.conftest import NOW, SECRET
 
 FIRST_FREE = "2026-11-23T15:00Z"  # Monday 10:00 in Toronto
 NO_FLAGS = {f"rf_{key}": "no" for key in ("bladder_bowel", "saddle_numbness", "leg_weakness", "systemic")}
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
-
-
-@pytest.fixture
-def pages(app, clinic):
-    """A test client with CSRF checks off (one test below proves they are on by default)."""
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app.test_client()
 
 
 def details_form(clinic, start: str = FIRST_FREE, **changes) -> dict[str, str]:

@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.clinic.models import ClinicSettings
@@ -17,23 +16,6 @@ from booking_service.usecases.booking import BookingRequest, book, set_status
 from tests.conftest import NOW, SECRET
 
 TUESDAY_10 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in Toronto
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
-
-
-@pytest.fixture
-def pages(app, clinic):
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app.test_client()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import re
 from datetime import UTC, date, datetime, time
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.exercises import logging as logs
@@ -17,23 +16,6 @@ from tests.conftest import NOW, SECRET
 from tests.support.programs import add_patient, add_program
 
 TODAY = date(2026, 11, 23)  # NOW is Monday 08:00 in Toronto
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
-
-
-@pytest.fixture
-def pages(app, clinic):
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app.test_client()
 
 
 @pytest.fixture

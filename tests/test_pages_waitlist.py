@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.errors import NotFound, ValidationFailed
@@ -16,17 +15,6 @@ from booking_service.waitlist.operations import WaitlistRequest, join_waitlist
 from tests.conftest import NOW
 
 TODAY = date(2026, 11, 23)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
 
 
 def request_for(clinic, **changes) -> WaitlistRequest:

@@ -10,7 +10,6 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from booking_service.clinic.models import Service
@@ -22,23 +21,6 @@ from tests.conftest import NOW, SECRET
 
 FIRST_FREE = "2026-11-23T15:00Z"  # Monday 10:00 in Toronto
 NO_FLAGS = {f"rf_{key}": "no" for key in ("bladder_bowel", "saddle_numbness", "leg_weakness", "systemic")}
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def clinic(make_clinic, frozen):
-    return make_clinic()
-
-
-@pytest.fixture
-def pages(app, clinic):
-    app.config["WTF_CSRF_ENABLED"] = False
-    return app.test_client()
 
 
 def html_of(response) -> str:
