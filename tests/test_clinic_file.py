@@ -189,6 +189,32 @@ def test_changed_hours_are_shown_by_day(cli, database):
         assert [(r.weekday, r.end_time) for r in tom.working_hours] == [(1, time(16))]
 
 
+def test_new_hours_that_leave_a_booked_visit_outside_list_it_and_need_confirming(cli, database):
+    assert cli("load-clinic", text=CLINIC).exit_code == 0
+    appointment_id = _book_tom(database)  # Tuesday 10:00, his first free time next week
+    changed = CLINIC.replace('{day: tue, start: "10:00", end: "18:00"}', '{day: tue, start: "14:00", end: "18:00"}')
+    before = fingerprint(database)
+
+    dry = cli("load-clinic", "--dry-run", text=changed)
+    refused = cli("load-clinic", text=changed)
+
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith(
+        'update hours tom-reid at harbour\n    tue: "10:00-18:00" -> "14:00-18:00"\n'
+        "    leaves 1 future appointment to move:\n"
+        f"      appointment {appointment_id}: "
+    )
+    assert refused.exit_code == 1 and "--confirm-moves" in refused.output
+    assert fingerprint(database) == before
+
+    confirmed = cli("load-clinic", "--confirm-moves", text=changed)
+
+    assert confirmed.exit_code == 0, confirmed.output
+    with database.session() as s:
+        tom = s.scalar(select(Practitioner).where(Practitioner.key == "tom-reid"))
+        assert [(r.weekday, r.start_time) for r in tom.working_hours] == [(1, time(14))]
+
+
 def test_items_and_fields_the_file_leaves_out_are_left_alone(cli, database):
     assert cli("load-clinic", text=CLINIC).exit_code == 0
     partial = """\

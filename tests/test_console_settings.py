@@ -10,7 +10,8 @@ the API uses (``find_slots``) or the API itself.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+import secrets
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -19,10 +20,12 @@ from booking_service.clinic import operations
 from booking_service.clinic.models import ClinicSettings, Closure, Location, Practitioner, Service, TimeOff
 from booking_service.clinic.models import WorkingHours as Hours
 from booking_service.errors import ValidationFailed
+from booking_service.patients.models import Patient
 from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.queries import outside_weekly_hours
 from booking_service.scheduling.slots import find_slots
 from tests.conftest import local
-from tests.console_fixtures import TUESDAY_10, flashed, login, text
+from tests.console_fixtures import TUESDAY_10, appointment, flashed, login, text
 
 pytest_plugins = ["tests.console_fixtures"]
 
@@ -125,6 +128,67 @@ def test_saved_hours_change_the_slots_offered(desk, database, clinic):
     assert slot_starts(database, clinic, TUESDAY) == ["13:00", "13:15", "13:30", "13:45", "14:00"]
     assert slot_starts(database, clinic, WEDNESDAY) == []
     assert slot_starts(database, clinic, WEDNESDAY, practitioner=1) != []  # Daniel's hours are untouched
+
+
+def test_booked_visits_the_new_hours_leave_out_are_listed_to_move_and_kept(desk, database, clinic, booked):
+    morning = booked(TUESDAY_10)  # 10:00-11:00
+    afternoon = booked(local("2026-11-24", "15:00"))  # 15:00-16:00
+    maya = clinic.practitioner_ids[0]
+
+    response = desk.post("/staff/hours", data=hours_form(maya, clinic.location_id, {1: ("13:00", "17:00")}))
+
+    assert response.status_code == 302
+    page = text(desk.get(response.headers["Location"]))
+    assert "1 booked visit is now outside them" in page
+    assert "Booked visits outside these hours (1)" in page
+    assert f'href="/staff/appointments/{morning}"' in page
+    assert f'href="/staff/appointments/{afternoon}"' not in page
+    assert appointment(database, morning).status == "booked"  # kept: the desk moves it
+
+    desk.post("/staff/hours", data=hours_form(maya, clinic.location_id, {1: ("09:00", "17:00")}))
+
+    page = text(desk.get(f"/staff/hours?practitioner={maya}"))
+    assert "Every booked visit there is within them" in page
+    assert "Booked visits outside these hours" not in page
+
+
+def _visit(session, clinic, start: datetime, *, minutes: int = 60, reason: str | None = None) -> int:
+    """A booked visit of Maya at Downtown written directly (beyond the booking horizon)."""
+    patient = Patient(first_name="Ana", last_name="Silva", email=f"ana{start:%m%d%H%M}@example.com")
+    session.add(patient)
+    session.flush()
+    visit = Appointment(
+        patient_id=patient.id,
+        practitioner_id=clinic.practitioner_ids[0],
+        location_id=clinic.location_id,
+        service_id=clinic.initial_id,
+        start_at=start,
+        end_at=start + timedelta(minutes=minutes),
+        busy_until=start + timedelta(minutes=minutes),
+        outside_hours_reason=reason,
+        manage_nonce=secrets.token_hex(16),
+        manage_token_hash=secrets.token_hex(32),
+    )
+    session.add(visit)
+    session.flush()
+    return visit.id
+
+
+def test_visits_outside_the_weekly_hours_are_found_in_local_time_across_a_dst_change(session, clinic):
+    """Maya works Monday 09:00-17:00 (lunch 12:00-13:00). Toronto springs forward on 2027-03-14:
+    09:00 is 14:00 UTC on the Monday before and 13:00 UTC on the Monday after."""
+    inside_before = _visit(session, clinic, local("2027-03-08", "09:00"))
+    inside_after = _visit(session, clinic, local("2027-03-15", "09:00"))
+    too_early = _visit(session, clinic, local("2027-03-15", "08:00"), minutes=30)
+    over_lunch = _visit(session, clinic, local("2027-03-15", "11:30"))
+    on_sunday = _visit(session, clinic, local("2027-03-14", "10:00"))
+    placed_on_purpose = _visit(session, clinic, local("2027-03-15", "18:00"), reason="Only time she can")
+
+    found = outside_weekly_hours(session, clinic.practitioner_ids[0], clinic.location_id, now=datetime.now(UTC))
+
+    assert [a.id for a in found] == [on_sunday, too_early, over_lunch]
+    assert {inside_before, inside_after, placed_on_purpose}.isdisjoint(a.id for a in found)
+    assert outside_weekly_hours(session, clinic.practitioner_ids[1], clinic.location_id, now=datetime.now(UTC)) == []
 
 
 def test_the_hours_page_shows_each_weekday_with_the_stored_times(desk, clinic):

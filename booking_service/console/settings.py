@@ -34,7 +34,7 @@ from booking_service.console.common import (
 from booking_service.context import db_session, utcnow
 from booking_service.errors import DomainError
 from booking_service.messaging.rules import local_instant
-from booking_service.scheduling.queries import closure_conflicts, time_off_conflicts
+from booking_service.scheduling.queries import closure_conflicts, outside_weekly_hours, time_off_conflicts
 from booking_service.usecases import schedule
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -146,8 +146,10 @@ def _form_fields(fields: dict, indexes: list[int]) -> dict[str, str]:
 
 
 def _render_hours(practitioner, choices, *, posted=None, status=200):
-    """The page; ``posted`` = (location id, submitted table, errors, message) after a refused save."""
-    stored = operations.weekly_hours(db_session(), practitioner.id) if practitioner else []
+    """The page; ``posted`` = (location id, submitted table, errors, message) after a refused save.
+    Under each location's table: the booked visits its hours no longer cover, to move."""
+    session = db_session()
+    stored = operations.weekly_hours(session, practitioner.id) if practitioner else []
     locations = _hours_locations(practitioner, stored) if practitioner else []
     forms = []
     for location in locations:
@@ -155,7 +157,8 @@ def _render_hours(practitioner, choices, *, posted=None, status=200):
             table, errors = posted[1], posted[2]
         else:
             table, errors = _table(row for row in stored if row.location_id == location.id), {}
-        forms.append({"location": location, "rows": table, "errors": errors})
+        outside = outside_weekly_hours(session, practitioner.id, location.id, now=utcnow())
+        forms.append({"location": location, "rows": table, "errors": errors, "outside": outside})
     return (
         render_template(
             "staff/hours.html",
@@ -196,7 +199,8 @@ def hours_save():
         except DomainError as exc:
             errors, message = _form_fields(staff_field_errors(exc), indexes), staff_message(exc)
         else:
-            flash(f"Saved the weekly hours of {practitioner.display_name}.", "success")
+            outside = len(outside_weekly_hours(session, practitioner.id, location_id, now=utcnow()))
+            flash(f"Saved the weekly hours of {practitioner.display_name}. {_outside_note(outside)}", "success")
             return redirect(url_for("console.hours", practitioner=practitioner.id))
     else:
         message = "Some hours need fixing: see the marked rows."
@@ -231,6 +235,13 @@ def time_off():
         location_names={loc.id: loc.name for loc in locations},
         practitioner_names={p.id: p.display_name for p in session.scalars(select(Practitioner))},
     )
+
+
+def _outside_note(count: int) -> str:
+    if not count:
+        return "Every booked visit there is within them."
+    noun = "booked visit is" if count == 1 else "booked visits are"
+    return f"{count} {noun} now outside them: move or cancel them (listed under the hours)."
 
 
 def _conflict_note(count: int) -> str:

@@ -8,6 +8,7 @@ costs a fixed number of queries whatever its size.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -255,6 +256,58 @@ def time_off_conflicts(session: Session, time_off: TimeOff) -> list[Appointment]
             )
         )
     )
+
+
+def outside_weekly_hours(
+    session: Session, practitioner_id: int, location_id: int, *, now: datetime
+) -> list[Appointment]:
+    """The practitioner's upcoming active appointments at the location that their weekly hours
+    there do not cover: the visit (not its buffer) lies outside every working period of its
+    local day, breaks and validity dates counted. For the desk to move after the hours change:
+    changing hours never moves a booking. Visits staff placed outside the hours on purpose (with
+    a reason) are left out, and so are closed days and time off, which list their own."""
+    location = session.get(Location, location_id)
+    upcoming = session.scalars(
+        _active_appointments().where(
+            Appointment.practitioner_id == practitioner_id,
+            Appointment.location_id == location_id,
+            Appointment.start_at > now,
+            Appointment.outside_hours_reason.is_(None),
+        )
+    ).all()
+    if location is None or not upcoming:
+        return []
+    tz = ZoneInfo(location.timezone)
+    rows = session.scalars(
+        select(WorkingHours).where(
+            WorkingHours.practitioner_id == practitioner_id, WorkingHours.location_id == location_id
+        )
+    ).all()
+    calendar = availability.PractitionerCalendar(
+        practitioner_id,
+        tz,
+        [
+            availability.WeeklyHours(
+                weekday=row.weekday,
+                start=row.start_time,
+                end=row.end_time,
+                break_start=row.break_start,
+                break_end=row.break_end,
+                valid_from=row.valid_from,
+                valid_until=row.valid_until,
+            )
+            for row in rows
+        ],
+    )
+    first, last = upcoming[0].start_at.astimezone(tz).date(), upcoming[-1].start_at.astimezone(tz).date()
+    periods = availability.working_intervals(calendar, first, last)
+    starts = [period.start for period in periods]
+
+    def covered(appointment: Appointment) -> bool:
+        index = bisect.bisect_right(starts, appointment.start_at) - 1  # the last period starting by then
+        return index >= 0 and periods[index].end >= appointment.end_at
+
+    return [appointment for appointment in upcoming if not covered(appointment)]
 
 
 def closure_conflicts(session: Session, closure: Closure) -> list[Appointment]:

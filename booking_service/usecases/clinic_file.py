@@ -51,6 +51,7 @@ from booking_service.clinic.operations import HoursRow, set_weekly_hours, update
 from booking_service.db import write_transaction
 from booking_service.errors import DomainError
 from booking_service.scheduling.models import Appointment
+from booking_service.scheduling.queries import outside_weekly_hours
 from booking_service.staff.models import User
 from booking_service.usecases import catalogue as checked
 
@@ -578,7 +579,8 @@ def _without_hours(state: dict[str, Any]) -> dict[str, Any]:
 def _apply_hours(ctx: _Context, path: Path, practitioner: Practitioner, raw: Mapping[str, list]) -> None:
     """Set the practitioner's weekly hours to the file's: each location listed gets exactly its
     rows; a location where they have hours but that the file does not list loses them (the file's
-    ``hours`` is their whole week)."""
+    ``hours`` is their whole week). Future visits the new hours at a location no longer cover
+    are listed to move under that change (``scheduling.queries.outside_weekly_hours``)."""
     session, document = ctx.session, ctx.document
     session.expire(practitioner, ["working_hours"])
     stored = practitioner_state(practitioner, {})["hours"]
@@ -599,6 +601,10 @@ def _apply_hours(ctx: _Context, path: Path, practitioner: Practitioner, raw: Map
             set_weekly_hours(session, practitioner.id, ctx.locations[key], [_hours_row(_row(row)) for row in rows])
         except DomainError as exc:
             raise _refused(document, (*path, "hours", key), "", exc, _hours_field) from None
+    for key in changed:
+        outside = outside_weekly_hours(session, practitioner.id, ctx.locations[key], now=ctx.now)
+        if outside:
+            ctx.to_move["hours", f"{practitioner.key} at {key}"] = outside
 
 
 def _hours_field(name: str) -> Path:
