@@ -278,28 +278,11 @@ def outside_weekly_hours(
     if location is None or not upcoming:
         return []
     tz = ZoneInfo(location.timezone)
-    rows = session.scalars(
-        select(WorkingHours).where(
-            WorkingHours.practitioner_id == practitioner_id, WorkingHours.location_id == location_id
-        )
-    ).all()
-    calendar = availability.PractitionerCalendar(
-        practitioner_id,
-        tz,
-        [
-            availability.WeeklyHours(
-                weekday=row.weekday,
-                start=row.start_time,
-                end=row.end_time,
-                break_start=row.break_start,
-                break_end=row.break_end,
-                valid_from=row.valid_from,
-                valid_until=row.valid_until,
-            )
-            for row in rows
-        ],
-    )
     first, last = upcoming[0].start_at.astimezone(tz).date(), upcoming[-1].start_at.astimezone(tz).date()
+    hours = slots.stored_weekly_hours(
+        session, location_id=location_id, practitioner_ids=[practitioner_id], first_day=first, last_day=last
+    )
+    calendar = availability.PractitionerCalendar(practitioner_id, tz, hours[practitioner_id])
     periods = availability.working_intervals(calendar, first, last)
     starts = [period.start for period in periods]
 

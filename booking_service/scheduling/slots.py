@@ -141,6 +141,18 @@ def _hours_from_database(connection, queries: _CalendarQueries, params: dict) ->
     return hours
 
 
+def stored_weekly_hours(
+    session: Session, *, location_id: int, practitioner_ids: Sequence[int], first_day: date, last_day: date
+) -> dict[int, list[WeeklyHours]]:
+    """Each practitioner's weekly rows at the location in force on some of the local days, as
+    the engine's values, read from the database (this session's own changes flushed), never from
+    the process's catalogue copy: for a check right after the hours change in this transaction."""
+    if session.autoflush:
+        session.flush()
+    params = {"ids": list(practitioner_ids), "location_id": location_id, "first_day": first_day, "last_day": last_day}
+    return _hours_from_database(session.connection(), _calendar_queries(), params)
+
+
 def _weekly_hours(cached: cache.Catalogue) -> dict[tuple[int, int], tuple[tuple[cache.Hours, WeeklyHours], ...]]:
     """The catalogue's weekly rows as the engine's values, built once per loaded catalogue."""
     built = cached.derived.get("slots.weekly_hours")
