@@ -694,6 +694,66 @@ def test_preparation_notes_and_directions_reach_the_confirmation_email_and_manag
     assert "Before you come" in page and "Wear shorts." in page and "parking on level P2" in page
 
 
+def test_a_patient_who_chose_french_reads_the_french_notes_and_else_the_english_ones(pages, clinic, database, booked):
+    from booking_service.messaging.rendering import render
+    from booking_service.outbox.models import OutboxMessage
+    from booking_service.scheduling.tokens import manage_path, manage_token
+    from tests.conftest import SECRET
+
+    _set(
+        database,
+        Service,
+        clinic.initial_id,
+        preparation_notes="Wear shorts.",
+        preparation_notes_fr="Portez un short.",
+    )
+    _set(database, Location, clinic.location_id, directions="Side door on Pearl St.", directions_fr="")
+    visit = booked(TUESDAY_10, language="fr")
+    with database.unit_of_work() as s:
+        message = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.appointment_id == visit,
+                OutboxMessage.template == "confirmation",
+                OutboxMessage.channel == "email",
+            )
+        ).one()
+        email = render(s, message, settings={"SECRET_KEY": SECRET}, clinic=s.get(ClinicSettings, 1), now=NOW)
+        token = manage_token(SECRET, s.get(Appointment, visit).manage_nonce)
+
+    assert "Portez un short." in email.text and "Wear shorts." not in email.text
+    assert "Side door on Pearl St." in email.text  # no French directions written: the English ones
+    french = text(pages.get(manage_path(token), headers={"Accept-Language": "fr"}))
+    assert "Portez un short." in french and "Side door on Pearl St." in french
+    english = text(pages.get(manage_path(token) + "?lang=en"))
+    assert "Wear shorts." in english and "Portez un short." not in english
+
+
+def test_the_french_notes_and_directions_are_saved_from_the_setup_forms(admin, clinic, database):
+    service_page = text(admin.get(f"/staff/setup/services/{clinic.initial_id}"))
+    assert 'name="preparation_notes_fr"' in service_page
+    location_page = text(admin.get(f"/staff/setup/locations/{clinic.location_id}"))
+    assert 'name="directions_fr"' in location_page
+    form = {
+        "key": "downtown",
+        "name": "Downtown",
+        "address": "120 King St W, Toronto",
+        "phone": "",
+        "timezone": "America/Toronto",
+        "directions": "Side door.",
+        "directions_fr": "Porte de côté.",
+        "active": "yes",
+    }
+
+    response = admin.post(f"/staff/setup/locations/{clinic.location_id}", data=form)
+
+    assert response.status_code == 302, text(response)
+    with database.session() as s:
+        location = s.get(Location, clinic.location_id)
+        assert (location.directions, location.directions_fr) == ("Side door.", "Porte de côté.")
+        assert location.localized_directions("fr") == "Porte de côté."
+        assert location.localized_directions("en") == "Side door."
+
+
 def test_a_clinic_offering_one_language_hides_the_switch_and_answers_in_it(pages, clinic, database):
     _set(database, ClinicSettings, 1, languages=["fr"], default_language="fr")
     page = text(pages.get("/", headers={"Accept-Language": "en"}))

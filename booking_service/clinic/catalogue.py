@@ -87,6 +87,7 @@ class LocationFields:
     timezone: str
     directions: str = ""
     active: bool = True
+    directions_fr: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ServiceFields:
     description_fr: str = ""
     practitioner_ids: Collection[int] = ()
     active: bool = True
+    preparation_notes_fr: str = ""
 
 
 class _Problems:
@@ -320,6 +322,7 @@ def _clean_location(session: Session, location_id: int | None, fields: LocationF
         "phone": _phone(problems, fields.phone, country, required=False),
         "timezone": _timezone(problems, fields.timezone),
         "directions": problems.text("directions", fields.directions, MAX_DIRECTIONS, required=False),
+        "directions_fr": problems.text("directions_fr", fields.directions_fr, MAX_DIRECTIONS, required=False),
         "active": bool(fields.active),
     }
     problems.raise_if_any(errors.LOCATION_INVALID)
@@ -465,6 +468,9 @@ def _clean_service(session: Session, service_id: int | None, fields: ServiceFiel
         "price_cents": price,
         "online_bookable": bool(fields.online_bookable),
         "preparation_notes": problems.text("preparation_notes", fields.preparation_notes, MAX_NOTES, required=False),
+        "preparation_notes_fr": problems.text(
+            "preparation_notes_fr", fields.preparation_notes_fr, MAX_NOTES, required=False
+        ),
         "description": problems.text("description", fields.description, MAX_DESCRIPTION, required=False),
         "description_fr": problems.text("description_fr", fields.description_fr, MAX_DESCRIPTION, required=False),
         "active": bool(fields.active),

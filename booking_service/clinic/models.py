@@ -148,14 +148,22 @@ class Location(Base):
     address: Mapped[str] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64))
-    # Directions or parking, shown to patients in the confirmation and on the manage page.
+    # Directions or parking, shown to patients in the confirmation and on the manage page; the
+    # French text for patients who chose French (empty: the English one).
     directions: Mapped[str] = mapped_column(Text, default="")
+    directions_fr: Mapped[str] = mapped_column(Text, default="", server_default="")
     # False: closed (kept for the history of its appointments, no longer bookable).
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     practitioners: Mapped[list[Practitioner]] = relationship(
         secondary=practitioner_locations, back_populates="locations"
     )
+
+    def localized_directions(self, language: str) -> str:
+        """The directions in ``language``: the French text when asked for and written."""
+        if language == "fr" and (self.directions_fr or "").strip():
+            return self.directions_fr
+        return self.directions or ""
 
 
 class Practitioner(Base):
@@ -206,6 +214,7 @@ class Service(Base):
     price_cents: Mapped[int | None] = mapped_column(Integer)
     # What to bring or wear, shown in the confirmation and on the manage page (no clinical detail).
     preparation_notes: Mapped[str] = mapped_column(Text, default="")
+    preparation_notes_fr: Mapped[str] = mapped_column(Text, default="", server_default="")
     online_bookable: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
@@ -220,6 +229,12 @@ class Service(Base):
 
     def localized_name(self, language: str) -> str:
         return self.name_fr if language == "fr" and self.name_fr else self.name
+
+    def localized_preparation_notes(self, language: str) -> str:
+        """The preparation notes in ``language``: the French text when asked for and written."""
+        if language == "fr" and (self.preparation_notes_fr or "").strip():
+            return self.preparation_notes_fr
+        return self.preparation_notes or ""
 
 
 class WorkingHours(Base):

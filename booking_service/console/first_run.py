@@ -207,6 +207,7 @@ def location():
         phone=values["phone"] or None,
         timezone=values["timezone"],
         directions=values["directions"],
+        directions_fr=row.directions_fr if row else "",  # not asked here: stays as it is
     )
     try:
         changes.save_location(db_session(), row.id if row else None, fields, now=utcnow())
@@ -294,6 +295,7 @@ def service():
     values |= {
         "key": row.key if row else "",
         "description_fr": kept.get("description_fr", ""),
+        "preparation_notes_fr": kept.get("preparation_notes_fr", ""),
         "practitioner_ids": sorted({state.practitioner.id, *kept["practitioner_ids"]}),
         "online_bookable": True,
         "active": True,

@@ -180,6 +180,7 @@ def _location_values(location: Location | None) -> dict:
         "phone": location.phone or "",
         "timezone": location.timezone,
         "directions": location.directions,
+        "directions_fr": location.directions_fr,
         "active": location.active,
     }
 
@@ -197,7 +198,8 @@ def location_form(location_id: int | None = None):
         values = _location_values(location)
         to_move = changes.impact_of_location(session, location_id, _location_fields(values), utcnow())
         return render_template(template, values=values, errors={}, error=None, impact=[], to_move=to_move, **context)
-    values = {name: _text(name) for name in ("key", "name", "address", "phone", "timezone", "directions")}
+    names = ("key", "name", "address", "phone", "timezone", "directions", "directions_fr")
+    values = {name: _text(name) for name in names}
     values["active"] = _checked("active")
     try:
         saved, to_move = changes.save_location(
@@ -217,6 +219,7 @@ def _location_fields(values: dict) -> LocationFields:
         phone=values.get("phone") or None,
         timezone=values.get("timezone", ""),
         directions=values.get("directions", ""),
+        directions_fr=values.get("directions_fr", ""),
         active=bool(values.get("active")),
     )
 
@@ -349,6 +352,7 @@ def _service_values(service: Service | None) -> dict:
         "price": _price_text(service.price_cents),
         "online_bookable": service.online_bookable,
         "preparation_notes": service.preparation_notes,
+        "preparation_notes_fr": service.preparation_notes_fr,
         "description": service.description,
         "description_fr": service.description_fr,
         "practitioner_ids": sorted(p.id for p in service.practitioners),
@@ -369,6 +373,7 @@ def _service_fields(values: dict) -> ServiceFields:
         price_cents=price_cents(values.get("price", "")),
         online_bookable=bool(values.get("online_bookable")),
         preparation_notes=values.get("preparation_notes", ""),
+        preparation_notes_fr=values.get("preparation_notes_fr", ""),
         description=values.get("description", ""),
         description_fr=values.get("description_fr", ""),
         practitioner_ids=values.get("practitioner_ids", []),
@@ -415,6 +420,7 @@ def service_form(service_id: int | None = None):
             "buffer_minutes",
             "price",
             "preparation_notes",
+            "preparation_notes_fr",
             "description",
             "description_fr",
         )

@@ -426,8 +426,8 @@ def _context(message: Any, *, settings: Any, clinic: Any, now: datetime, lang: s
         )
         if not sms:
             ctx.update(
-                preparation_notes=(appointment.service.preparation_notes or "").strip() or None,
-                directions=(location.directions or "").strip() or None,
+                preparation_notes=appointment.service.localized_preparation_notes(lang).strip() or None,
+                directions=location.localized_directions(lang).strip() or None,
             )
         if payload.get("old_start"):
             old = datetime.fromisoformat(payload["old_start"])

@@ -58,13 +58,14 @@ from booking_service.usecases import catalogue as checked
 T = TypeVar("T")
 
 # What a field left out of a new item means (a stored item keeps its value instead).
-NEW_LOCATION = {"address": "", "phone": None, "directions": "", "active": True}
+NEW_LOCATION = {"address": "", "phone": None, "directions": "", "directions_fr": "", "active": True}
 NEW_SERVICE = {
     "name_fr": None,
     "buffer_minutes": 0,
     "price_cents": None,
     "online_bookable": True,
     "preparation_notes": "",
+    "preparation_notes_fr": "",
     "description": "",
     "description_fr": "",
     "active": True,

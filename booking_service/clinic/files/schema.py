@@ -125,6 +125,7 @@ LOCATION = _item(
         "phone": _text("a phone number as text (or null)", nullable=True),
         "timezone": _text("an IANA time zone such as America/Toronto"),
         "directions": _text(),
+        "directions_fr": _text(),
         "active": _BOOL,
     },
 )
@@ -141,6 +142,7 @@ SERVICE = _item(
         "price_cents": _whole("a price in cents, 0 or more (or null: not shown)", minimum=0, nullable=True),
         "online_bookable": _BOOL,
         "preparation_notes": _text(),
+        "preparation_notes_fr": _text(),
         "description": _text(),
         "description_fr": _text(),
         "active": _BOOL,

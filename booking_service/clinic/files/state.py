@@ -32,7 +32,7 @@ POLICY_FIELDS = (
     "sms_weekly_cap",
     "follow_up_prompt",
 )
-LOCATION_FIELDS = ("key", "name", "address", "phone", "timezone", "directions", "active")
+LOCATION_FIELDS = ("key", "name", "address", "phone", "timezone", "directions", "directions_fr", "active")
 SERVICE_FIELDS = (
     "key",
     "name",
@@ -43,6 +43,7 @@ SERVICE_FIELDS = (
     "price_cents",
     "online_bookable",
     "preparation_notes",
+    "preparation_notes_fr",
     "description",
     "description_fr",
     "active",
