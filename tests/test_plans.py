@@ -625,6 +625,14 @@ def alternatives_offered(html: str, index: int) -> list[str]:
     return re.findall(rf'name="choice_{index}" value="([^"]+)"', html)
 
 
+def test_a_conflict_with_nobody_chosen_says_nobody_is_free():
+    from booking_service.console.plans import conflict_text
+
+    assert conflict_text("slot_taken", None) == "Taken: nobody is free then"
+    assert conflict_text("slot_taken", "Maya Chen") == "Taken: Maya Chen is not free then"
+    assert conflict_text("patient_overlap", "Maya Chen") == "The patient has another visit then"
+
+
 def test_the_desk_books_a_series_from_the_patient_record_resolving_a_conflict(desk, clinic, ana, database):
     book_other(database, clinic, local(TUESDAYS[2], "10:00"))
     record = desk.get(f"/staff/patients/{ana}")
@@ -636,7 +644,7 @@ def test_the_desk_books_a_series_from_the_patient_record_resolving_a_conflict(de
     html = page_text(preview)
     assert preview.status_code == 200
     assert html.count(">OK</span>") == 5 and html.count(">Conflict</span>") == 1
-    assert "Taken: nobody is free then" in html
+    assert "Taken: Maya Chen is not free then" in html  # the series is hers: named, not "nobody"
     offered = alternatives_offered(html, 2)
     assert 1 <= len(offered) <= 5
     assert count(database, TreatmentPlan) == 0  # a preview books nothing

@@ -61,6 +61,14 @@ CONFLICT_WORDS = {
 }
 
 
+def conflict_text(conflict: str, chosen: str | None) -> str:
+    """The preview's words for a visit's conflict; a series with one chosen practitioner names
+    them ("Taken: Maya Chen is not free then") rather than "nobody"."""
+    if conflict == plan_queries.TAKEN and chosen:
+        return f"Taken: {chosen} is not free then"
+    return CONFLICT_WORDS.get(conflict, conflict)
+
+
 def _visible_patient(patient_id: int) -> Patient:
     """The patient, or 404 when there is none or they are not the practitioner's."""
     session = db_session()
@@ -167,7 +175,7 @@ def _render(series: dict, *, checked=None, errors=None, error=None, status: int 
             max_visits=PLAN_MAX_VISITS,
             max_every_days=PLAN_MAX_EVERY_DAYS,
             checked=checked,
-            conflict_words=CONFLICT_WORDS,
+            conflict_text=conflict_text,
             signature=_signature(request.form) if request.method == "POST" else "",
             practitioner_names={p.id: p.display_name for p in series["practitioners"]} | _names(checked),
             errors=errors or {},
