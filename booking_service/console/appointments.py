@@ -140,7 +140,8 @@ def _move_choice(appointment: Appointment, values) -> dict:
 def reschedule(appointment_id: int):
     """GET: free times of the next two weeks with the practitioner and at the location chosen
     (default: the appointment's own), and a field to type any time (outside the free times: with
-    a reason). POST: move the appointment there; the patient gets the reschedule message."""
+    a reason). POST: move the appointment there; the patient gets the reschedule message. A
+    move dropped on the day board (``next``: the board) goes back to it, moved or refused."""
     appointment = _visible(appointment_id)
     if request.method == "POST":
         return _move(appointment)
@@ -217,4 +218,7 @@ def _move(appointment: Appointment):
             message += f" Now with {moved.practitioner.display_name} at {moved.location.name}."
         return message
 
+    if form.get("next"):  # dropped on the day board: back to the board, whichever way it went
+        board = safe_next(form.get("next"))
+        return run(operation, then=board, on_error=board)
     return run(operation, then=_here(appointment_id), on_error=back)

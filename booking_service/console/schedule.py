@@ -10,7 +10,7 @@ from flask import Response, abort, current_app, flash, render_template, request,
 from booking_service import access, audit
 from booking_service.clinic.models import Location
 from booking_service.clinic.queries import practitioner_location_on
-from booking_service.console.auth import practitioner_scope
+from booking_service.console.auth import actor, practitioner_scope
 from booking_service.console.common import (
     RED_FLAG_LABELS,
     STATUS_LABELS,
@@ -29,7 +29,7 @@ from booking_service.scheduling.board import colour_of, day_board, day_change_to
 from booking_service.scheduling.queries import WEEK_DAYS, day_schedule, week_schedule
 
 # Bump when the board's markup changes, so open day views fetch the new markup.
-BOARD_VERSION = "1"
+BOARD_VERSION = "2"
 # The grid's rows when the clinic has no slot step (it always has one: the column's default).
 DEFAULT_STEP = 15
 # How often an open day view asks whether anything changed (milliseconds; docs/architecture.md).
@@ -44,8 +44,14 @@ def _etag(location: Location, day: date, *, include_cancelled: bool) -> tuple[st
     token = day_change_token(db_session(), day, location=location, practitioner_id=scope)
     step = token[-1] or DEFAULT_STEP
     bucket = now_bucket(day, location=location, step_minutes=step, now=utcnow())
-    raw = repr((BOARD_VERSION, token, location.id, day.isoformat(), scope, include_cancelled, bucket))
+    raw = repr((BOARD_VERSION, token, location.id, day.isoformat(), scope, _can_move(), include_cancelled, bucket))
     return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest(), step
+
+
+def _can_move() -> bool:
+    """Whether this login may move appointments: their visits on the board can be dragged to a
+    free time (the move itself is checked as any other)."""
+    return access.allows(actor(), "appointment", "change")
 
 
 def _board_context(location: Location, day: date, *, include_cancelled: bool, step: int) -> dict:
@@ -94,6 +100,7 @@ def _board_context(location: Location, day: date, *, include_cancelled: bool, st
         "check_in_from": now + timedelta(hours=2),
         "here": url_for("console.day", date=day.isoformat(), location=location.id),
         "include_cancelled": include_cancelled,
+        "can_move": _can_move(),
     }
 
 

@@ -7,11 +7,14 @@
  * while the tab is hidden and asks at once when it shows again. When the sign-in has ended (the
  * fragment answers with a redirect to the login page) it takes the board off the screen.
  * Arrow keys move between the board's times and practitioners (one tab stop for the whole grid).
+ * A visit can be dragged onto a free time (any practitioner's column): a dialog asks to confirm,
+ * then posts the move as the appointment's Reschedule page does, and the board comes back with
+ * the result; the server checks the move as any other (a time too short is refused there).
  *
  * Day sheet: shows the Print button.
  *
  * Without this script every page still works: the board is a table of links and a reload shows
- * changes.
+ * changes; each appointment's page has "Reschedule or move…" (the keyboard's way to move it).
  */
 (function () {
   "use strict";
@@ -31,6 +34,8 @@
   var statusLine = document.querySelector("[data-live-status]");
   var waiting = null;     // a newer board held back while the user is busy in the board
   var pressed = false;    // a pointer is down on the board (a click is under way)
+  var dragged = null;     // the visit being dragged to another time
+  var moveDialog = document.querySelector("[data-move-dialog]");
   var timer = null;
   var inFlight = false;
   var stopped = false;
@@ -53,7 +58,8 @@
 
   function busy() {
     var active = document.activeElement;
-    if (pressed) { return true; }
+    if (pressed || dragged) { return true; }
+    if (moveDialog && moveDialog.open) { return true; }
     if (active && board.contains(active) && active.closest("form")) { return true; }
     return Boolean(board.querySelector("details[open], dialog[open]"));
   }
@@ -245,6 +251,67 @@
       to.focus();
     }
   });
+
+  /* --- drag a visit onto a free time ---------------------------------------------------------- */
+
+  function dropTarget(event) {
+    var target = event.target.closest ? event.target.closest("[data-drop]") : null;
+    return target && board.contains(target) ? target : null;
+  }
+
+  function clearTargets() {
+    board.querySelectorAll(".drop-target").forEach(function (el) { el.classList.remove("drop-target"); });
+  }
+
+  board.addEventListener("dragstart", function (event) {
+    var visit = event.target.closest ? event.target.closest("[data-move]") : null;
+    if (!visit || !moveDialog) { return; }
+    dragged = visit;
+    visit.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", visit.getAttribute("data-move-who") || "");
+  });
+
+  board.addEventListener("dragover", function (event) {
+    var target = dragged && dropTarget(event);
+    if (!target) { return; }
+    event.preventDefault();  // a free time takes the drop
+    event.dataTransfer.dropEffect = "move";
+    if (!target.classList.contains("drop-target")) {
+      clearTargets();
+      target.classList.add("drop-target");
+    }
+  });
+
+  board.addEventListener("dragleave", function (event) {
+    var target = dropTarget(event);
+    if (target && !target.contains(event.relatedTarget)) { target.classList.remove("drop-target"); }
+  });
+
+  board.addEventListener("drop", function (event) {
+    var target = dragged && dropTarget(event);
+    if (!target) { return; }
+    event.preventDefault();
+    var form = moveDialog.querySelector("form");
+    form.action = dragged.getAttribute("data-move");
+    moveDialog.querySelector("[data-move-start]").value = target.getAttribute("data-drop");
+    moveDialog.querySelector("[data-move-practitioner]").value = target.getAttribute("data-drop-practitioner");
+    moveDialog.querySelector("[data-move-text]").textContent =
+      (dragged.getAttribute("data-move-who") || "This visit") + " to " + target.getAttribute("data-drop-label") + "?";
+    moveDialog.showModal();
+  });
+
+  board.addEventListener("dragend", function () {
+    if (dragged) { dragged.classList.remove("dragging"); }
+    dragged = null;
+    clearTargets();
+    release();
+  });
+
+  if (moveDialog) {
+    moveDialog.querySelector("[data-move-cancel]").addEventListener("click", function () { moveDialog.close(); });
+    moveDialog.addEventListener("close", release);
+  }
 
   setupKeys();
   say("Live · updates every few seconds");
