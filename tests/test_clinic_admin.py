@@ -663,43 +663,38 @@ def test_the_time_page_introduces_practitioners_with_their_bio_and_photo(pages, 
     assert "photos.example.org" not in start.headers["Content-Security-Policy"]
 
 
-def test_preparation_notes_and_directions_reach_the_confirmation_email_and_manage_page(pages, clinic, database, booked):
+def _rendered_confirmations(database, visit: int):
+    """(the confirmation e-mail as sent, its text message's body, the manage path) of a visit."""
     from booking_service.messaging.rendering import render
     from booking_service.outbox.models import OutboxMessage
     from booking_service.scheduling.tokens import manage_path, manage_token
     from tests.conftest import SECRET
 
+    settings = {"SECRET_KEY": SECRET}
+    with database.unit_of_work() as s:
+        clinic = s.get(ClinicSettings, 1)
+        confirmations = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.appointment_id == visit, OutboxMessage.template == "confirmation")
+        ).all()
+        sent = {m.channel: render(s, m, settings=settings, clinic=clinic, now=NOW) for m in confirmations}
+        path = manage_path(manage_token(SECRET, s.get(Appointment, visit).manage_nonce))
+    return sent["email"], sent["sms"].body, path
+
+
+def test_preparation_notes_and_directions_reach_the_confirmation_email_and_manage_page(pages, clinic, database, booked):
     _set(database, Service, clinic.initial_id, preparation_notes="Wear shorts.\nBring your insurance card.")
     _set(database, Location, clinic.location_id, directions="Side door on Pearl St; parking on level P2.")
     visit = booked(TUESDAY_10)
-    with database.unit_of_work() as s:
-        message = s.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.appointment_id == visit,
-                OutboxMessage.template == "confirmation",
-                OutboxMessage.channel == "email",
-            )
-        ).one()
-        email = render(s, message, settings={"SECRET_KEY": SECRET}, clinic=s.get(ClinicSettings, 1), now=NOW)
-        sms = s.scalars(
-            select(OutboxMessage).where(OutboxMessage.appointment_id == visit, OutboxMessage.channel == "sms")
-        ).first()
-        sms_text = render(s, sms, settings={"SECRET_KEY": SECRET}, clinic=s.get(ClinicSettings, 1), now=NOW).body
-        token = manage_token(SECRET, s.get(Appointment, visit).manage_nonce)
+    email, sms_text, path = _rendered_confirmations(database, visit)
     assert "Before your visit:\nWear shorts.\nBring your insurance card." in email.text
     assert "Getting here:\nSide door on Pearl St; parking on level P2." in email.text
     assert "Side door on Pearl St" in email.html and "Bring your insurance card." in email.html
     assert "Pearl St" not in sms_text  # texts stay short
-    page = text(pages.get(manage_path(token)))
+    page = text(pages.get(path))
     assert "Before you come" in page and "Wear shorts." in page and "parking on level P2" in page
 
 
 def test_a_patient_who_chose_french_reads_the_french_notes_and_else_the_english_ones(pages, clinic, database, booked):
-    from booking_service.messaging.rendering import render
-    from booking_service.outbox.models import OutboxMessage
-    from booking_service.scheduling.tokens import manage_path, manage_token
-    from tests.conftest import SECRET
-
     _set(
         database,
         Service,
@@ -709,22 +704,13 @@ def test_a_patient_who_chose_french_reads_the_french_notes_and_else_the_english_
     )
     _set(database, Location, clinic.location_id, directions="Side door on Pearl St.", directions_fr="")
     visit = booked(TUESDAY_10, language="fr")
-    with database.unit_of_work() as s:
-        message = s.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.appointment_id == visit,
-                OutboxMessage.template == "confirmation",
-                OutboxMessage.channel == "email",
-            )
-        ).one()
-        email = render(s, message, settings={"SECRET_KEY": SECRET}, clinic=s.get(ClinicSettings, 1), now=NOW)
-        token = manage_token(SECRET, s.get(Appointment, visit).manage_nonce)
+    email, _text, path = _rendered_confirmations(database, visit)
 
     assert "Portez un short." in email.text and "Wear shorts." not in email.text
     assert "Side door on Pearl St." in email.text  # no French directions written: the English ones
-    french = text(pages.get(manage_path(token), headers={"Accept-Language": "fr"}))
+    french = text(pages.get(path, headers={"Accept-Language": "fr"}))
     assert "Portez un short." in french and "Side door on Pearl St." in french
-    english = text(pages.get(manage_path(token) + "?lang=en"))
+    english = text(pages.get(path + "?lang=en"))
     assert "Wear shorts." in english and "Portez un short." not in english
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from werkzeug.serving import make_server
 
 from booking_service import create_app, migrate
 from booking_service.db import Database, utcnow
-from booking_service.demo import seed
+from booking_service.demo import DEMO_LOGINS, seed
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -189,6 +190,16 @@ class Visit:
 
     def close(self) -> None:
         self.context.close()
+
+
+def sign_in(v) -> None:
+    """Sign ``v`` in to the console as the demo's front desk."""
+    email, _role, password = next(login for login in DEMO_LOGINS if login[1] == "frontdesk")
+    v.goto("/staff/login")
+    v.page.get_by_label("Email").fill(email)
+    v.page.get_by_label("Password").fill(password)
+    v.page.get_by_role("button", name="Log in").click()
+    v.page.wait_for_url(re.compile(r"/staff/$"))
 
 
 @pytest.fixture

@@ -34,14 +34,13 @@ from sqlalchemy import select
 
 from booking_service.clinic.models import Location, Practitioner, Service
 from booking_service.db import Database, utcnow
-from booking_service.demo import DEMO_LOGINS
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.models import Patient
 from booking_service.patients.operations import PatientDetails
 from booking_service.usecases.booking import BookingRequest, book
 from booking_service.waitlist.operations import WaitlistRequest, join_waitlist
 from scheduler.worker import Worker
-from tests.browser.conftest import PHONE, SCREENSHOTS
+from tests.browser.conftest import PHONE, SCREENSHOTS, sign_in
 from tests.support.environ import settings_from, variables
 
 pytestmark = pytest.mark.browser
@@ -199,15 +198,6 @@ def open_at_the_apps_time(visit, viewport: dict, name: str):
     v = visit(viewport, name=name)
     v.context.clock.set_system_time(utcnow())
     return v
-
-
-def sign_in(v) -> None:
-    email, _role, password = next(login for login in DEMO_LOGINS if login[1] == "frontdesk")
-    v.goto("/staff/login")
-    v.page.get_by_label("Email").fill(email)
-    v.page.get_by_label("Password").fill(password)
-    v.page.get_by_role("button", name="Log in").click()
-    v.page.wait_for_url(re.compile(r"/staff/$"))
 
 
 def live(v) -> None:

@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from booking_service.clinic.models import Location, Practitioner, Service
 from booking_service.db import utcnow
-from booking_service.demo import DEMO_LOGINS
 from booking_service.form_values import slot_value
 from booking_service.outbox.models import OutboxMessage
 from booking_service.patients.operations import PatientDetails
 from booking_service.scheduling.models import Appointment
 from booking_service.usecases.booking import BookingRequest, book
+from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -66,15 +66,6 @@ def book_maya(live_server, start: datetime, location_id: int) -> tuple[int, int]
             now=utcnow(),
         )
         return booked.appointment.id, people["daniel-okafor"]
-
-
-def sign_in(v) -> None:
-    email, _role, password = next(login for login in DEMO_LOGINS if login[1] == "frontdesk")
-    v.goto("/staff/login")
-    v.page.get_by_label("Email").fill(email)
-    v.page.get_by_label("Password").fill(password)
-    v.page.get_by_role("button", name="Log in").click()
-    v.page.wait_for_url(re.compile(r"/staff/$"))
 
 
 def stored(live_server, appointment_id: int) -> Appointment:
