@@ -239,17 +239,20 @@ def attach_written(session: Session, model: type[Base], values: dict) -> Base:
     return instance
 
 
+def _bound_insert(table: Table, names: tuple[str, ...]) -> Insert:
+    """An INSERT of ``names`` into ``table``, each value a parameter of the same name."""
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})
+
+
 @functools.cache
 def _returning_insert(table: Table, names: tuple[str, ...]) -> Insert:
-    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names}).returning(*table.c)
+    return _bound_insert(table, names).returning(*table.c)
 
 
 @functools.cache
 def _parent_insert(shape: tuple) -> Insert:
     table, names = shape
-    return (
-        insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names}).returning(table.c.id)
-    )
+    return _bound_insert(table, names).returning(table.c.id)
 
 
 @functools.cache
