@@ -240,8 +240,9 @@ def time_off():
 def _outside_note(count: int) -> str:
     if not count:
         return "Every booked visit there is within them."
-    noun = "booked visit is" if count == 1 else "booked visits are"
-    return f"{count} {noun} now outside them: move or cancel them (listed under the hours)."
+    if count == 1:
+        return "1 booked visit is now outside them: move or cancel it (listed under the hours)."
+    return f"{count} booked visits are now outside them: move or cancel them (listed under the hours)."
 
 
 def _conflict_note(count: int) -> str:
